@@ -1,0 +1,1 @@
+"""The `rigdeck` command line: one module per subcommand under `app.cli.commands`."""

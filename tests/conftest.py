@@ -1,0 +1,23 @@
+"""Fixtures for every test: isolation from the user's files, and the real parts.
+
+Each test gets its own RIGDECK_HOME under tmp_path, so settings, data and logs never touch
+the real folders. The real parts (Docker engine, llama-server image, models) come from
+`tests.realparts.fixtures`.
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.paths import HOME_ENV, AppPaths
+
+pytest_plugins = ["tests.realparts.fixtures"]
+
+
+@pytest.fixture(autouse=True)
+def app_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppPaths]:
+    """Point Rigdeck's folders at a fresh temporary home for this test."""
+    home = tmp_path / "rigdeck-home"
+    monkeypatch.setenv(HOME_ENV, str(home))
+    yield AppPaths.under(home)
