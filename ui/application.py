@@ -1,0 +1,74 @@
+"""The composition root: builds the services, the window and the tray, and wires them."""
+
+import logging
+
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon
+
+from app.paths import AppPaths
+from ui.main_window import MainWindow
+from ui.services import Services
+from ui.theme import apply_theme
+from ui.tray import TrayIcon
+
+log = logging.getLogger(__name__)
+
+
+class RigdeckApp:
+    """One running Rigdeck: services, main window and (where a tray exists) the tray icon."""
+
+    def __init__(self, qapp: QApplication, paths: AppPaths) -> None:
+        self.qapp = qapp
+        self.services = Services.build(paths)
+        apply_theme(qapp, self.services.settings.get("theme"))
+        self.window = MainWindow(self.services)
+        self.tray: TrayIcon | None = None
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            self.tray = TrayIcon()
+            self.tray.open_requested.connect(self.show_window)
+            self.tray.quit_requested.connect(self.quit)
+            self.tray.show()
+        qapp.setQuitOnLastWindowClosed(False)
+        self.window.close_requested.connect(self._on_window_close_requested)
+        self.services.settings.changed.connect(self._on_settings_changed)
+        qapp.styleHints().colorSchemeChanged.connect(self._on_system_colours_changed)
+        self._told_about_tray = False
+
+    @property
+    def keeps_running_in_tray(self) -> bool:
+        """Whether closing the window leaves Rigdeck in the tray."""
+        return self.tray is not None and bool(self.services.settings.get("close_to_tray"))
+
+    def show_window(self) -> None:
+        self.window.show()
+        self.window.raise_()
+        self.window.activateWindow()
+
+    def _on_window_close_requested(self) -> None:
+        if not self.keeps_running_in_tray:
+            self.quit()
+            return
+        self.window.hide()
+        if self.tray is not None and not self._told_about_tray:
+            self._told_about_tray = True
+            self.tray.showMessage(
+                "Rigdeck is still running",
+                "It keeps watching from the tray. Use Quit in the tray menu to stop it.",
+                QSystemTrayIcon.MessageIcon.Information,
+                4000,
+            )
+
+    def _on_settings_changed(self, name: str, value: object) -> None:
+        if name == "theme":
+            apply_theme(self.qapp, str(value))
+
+    def _on_system_colours_changed(self) -> None:
+        apply_theme(self.qapp, self.services.settings.get("theme"))
+
+    def quit(self) -> None:
+        """Save the window's state, stop workers and leave the event loop."""
+        if self.window.isVisible():
+            self.window.save_state()
+        if self.tray is not None:
+            self.tray.hide()
+        self.services.shutdown()
+        self.qapp.quit()

@@ -1,0 +1,36 @@
+"""The pages of the main window, in the order of the navigation rail."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PySide6.QtWidgets import QStyle, QWidget
+
+from ui.pages import placeholders
+from ui.pages.settings_page import SettingsPage
+from ui.services import Services
+
+SP = QStyle.StandardPixmap
+
+PageFactory = Callable[[Services, Callable[[], None]], QWidget]
+"""Builds a page from the services and a callback that opens the Settings page."""
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    name: str
+    title: str
+    icon: QStyle.StandardPixmap
+    build: PageFactory
+
+
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec("library", "Library", SP.SP_DirIcon, placeholders.library_page),
+    PageSpec("fit", "Fit", SP.SP_FileDialogDetailedView, placeholders.fit_page),
+    PageSpec("backends", "Backends", SP.SP_ComputerIcon, placeholders.backends_page),
+    PageSpec("monitor", "Monitor", SP.SP_DriveHDIcon, placeholders.monitor_page),
+    PageSpec("chat", "Chat", SP.SP_MessageBoxQuestion, placeholders.chat_page),
+    PageSpec("roles", "Roles", SP.SP_FileDialogContentsView, placeholders.roles_page),
+    PageSpec("settings", "Settings", SP.SP_FileDialogListView, lambda s, _: SettingsPage(s)),
+)
+
+PAGE_NAMES = tuple(spec.name for spec in PAGES)

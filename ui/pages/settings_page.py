@@ -1,0 +1,170 @@
+"""The Settings page: edits the settings model; every change is saved at once."""
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QPushButton,
+    QScrollArea,
+    QSystemTrayIcon,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.settings import THEMES, Settings
+from ui.services import Services
+
+
+class SettingsPage(QWidget):
+    """General, model folders, secrets and logs; reflects changes made elsewhere too."""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__()
+        self._services = services
+        self._settings = services.settings
+        outer = QVBoxLayout(self)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        outer.addWidget(scroll)
+        body = QWidget()
+        scroll.setWidget(body)
+        layout = QVBoxLayout(body)
+        layout.addWidget(self._general_group())
+        layout.addWidget(self._folders_group())
+        layout.addWidget(self._secrets_group())
+        layout.addWidget(self._logs_group())
+        layout.addStretch(1)
+        self._settings.changed.connect(self._on_settings_changed)
+
+    # ------------------------------------------------------------------ groups
+    def _general_group(self) -> QGroupBox:
+        group = QGroupBox("General")
+        form = QFormLayout(group)
+        self.close_to_tray_box = QCheckBox("Keep running in the tray when the window is closed")
+        self.close_to_tray_box.setToolTip(Settings.description("close_to_tray"))
+        self.close_to_tray_box.setChecked(self._settings.get("close_to_tray"))
+        if not QSystemTrayIcon.isSystemTrayAvailable():
+            self.close_to_tray_box.setEnabled(False)
+            self.close_to_tray_box.setText(
+                "Keep running in the tray (no system tray here: closing the window quits)"
+            )
+        self.close_to_tray_box.toggled.connect(self._on_close_to_tray_toggled)
+        form.addRow(self.close_to_tray_box)
+        self.theme_box = QComboBox()
+        self.theme_box.addItems([theme.capitalize() for theme in THEMES])
+        self.theme_box.setCurrentIndex(THEMES.index(self._settings.get("theme")))
+        self.theme_box.setToolTip(Settings.description("theme"))
+        self.theme_box.currentIndexChanged.connect(self._on_theme_box_changed)
+        form.addRow("Colours", self.theme_box)
+        self.interval_box = QDoubleSpinBox()
+        self.interval_box.setRange(0.1, 60.0)
+        self.interval_box.setSingleStep(0.5)
+        self.interval_box.setSuffix(" s")
+        self.interval_box.setValue(self._settings.get("sampling_interval_s"))
+        self.interval_box.setToolTip(Settings.description("sampling_interval_s"))
+        self.interval_box.valueChanged.connect(self._on_interval_box_changed)
+        form.addRow("Monitor interval", self.interval_box)
+        return group
+
+    def _folders_group(self) -> QGroupBox:
+        group = QGroupBox("Model folders")
+        layout = QVBoxLayout(group)
+        hint = QLabel(
+            "Folders searched (with their subfolders) for GGUF models, Hugging Face folders "
+            "and LoRA adapters. The Hugging Face cache, Ollama and LM Studio are found by themselves."
+        )
+        hint.setWordWrap(True)
+        layout.addWidget(hint)
+        self.folders_list = QListWidget()
+        self.folders_list.addItems(self._settings.get("model_folders"))
+        self.folders_list.setMinimumHeight(90)
+        self.folders_list.setMaximumHeight(160)
+        layout.addWidget(self.folders_list)
+        row = QHBoxLayout()
+        self.add_folder_button = QPushButton("Add folder…")
+        self.add_folder_button.clicked.connect(self._on_add_folder_clicked)
+        self.remove_folder_button = QPushButton("Remove")
+        self.remove_folder_button.clicked.connect(self._on_remove_folder_clicked)
+        row.addWidget(self.add_folder_button)
+        row.addWidget(self.remove_folder_button)
+        row.addStretch(1)
+        layout.addLayout(row)
+        return group
+
+    def _secrets_group(self) -> QGroupBox:
+        group = QGroupBox("API keys and tokens")
+        layout = QVBoxLayout(group)
+        reason = self._services.secrets.unavailable_reason()
+        if reason:
+            self.secrets_label = QLabel(f"⚠ {reason}")
+        else:
+            backend = type(self._services.secrets.backend()).__module__.rsplit(".", 1)[-1]
+            self.secrets_label = QLabel(
+                f"API keys and tokens are kept in the system keyring ({backend}), never in files."
+            )
+        self.secrets_label.setWordWrap(True)
+        self.secrets_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.secrets_label)
+        return group
+
+    def _logs_group(self) -> QGroupBox:
+        group = QGroupBox("Files")
+        form = QFormLayout(group)
+        paths = self._services.paths
+        for title, path in (("Settings", paths.settings_file), ("Log", paths.log_file)):
+            label = QLabel(str(path))
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            form.addRow(title, label)
+        open_logs = QPushButton("Open log folder")
+        open_logs.clicked.connect(
+            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(paths.logs)))
+        )
+        form.addRow("", open_logs)
+        return group
+
+    # ------------------------------------------------------------------ handlers
+    def _on_close_to_tray_toggled(self, checked: bool) -> None:
+        self._settings.set("close_to_tray", checked)
+
+    def _on_theme_box_changed(self, index: int) -> None:
+        self._settings.set("theme", THEMES[index])
+
+    def _on_interval_box_changed(self, value: float) -> None:
+        self._settings.set("sampling_interval_s", round(value, 2))
+
+    def _on_add_folder_clicked(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a model folder", str(Path.home()))
+        if folder:
+            self.add_folder(folder)
+
+    def add_folder(self, folder: str) -> None:
+        """Add `folder` to the searched folders (once)."""
+        folders: list[str] = list(self._settings.get("model_folders"))
+        if folder not in folders:
+            self._settings.set("model_folders", [*folders, folder])
+
+    def _on_remove_folder_clicked(self) -> None:
+        item = self.folders_list.currentItem()
+        if item is None:
+            return
+        folders = [f for f in self._settings.get("model_folders") if f != item.text()]
+        self._settings.set("model_folders", folders)
+
+    def _on_settings_changed(self, name: str, value: object) -> None:
+        if name == "model_folders" and isinstance(value, list):
+            self.folders_list.clear()
+            self.folders_list.addItems([str(v) for v in value])
+        elif name == "theme" and isinstance(value, str):
+            self.theme_box.setCurrentIndex(THEMES.index(value))
+        elif name == "close_to_tray" and isinstance(value, bool):
+            self.close_to_tray_box.setChecked(value)

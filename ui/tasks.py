@@ -1,0 +1,102 @@
+"""One task runner for everything that blocks: Docker, disk, HTTP, NVML.
+
+A job runs in a worker thread and never touches a widget; its result (or its error) is
+delivered back on the GUI thread. Errors without their own handler go to the notifier,
+so every failure reaches the user in one place.
+"""
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from ui.notifier import Notifier
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class _GuiThreadCall(QObject):
+    """Carries a callable from a worker thread to the thread this object lives in."""
+
+    call = Signal(object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.call.connect(self._on_call_call)
+
+    @Slot(object)
+    def _on_call_call(self, function: Callable[[], None]) -> None:
+        function()
+
+
+class TaskRunner(QObject):
+    """Runs blocking jobs in a small pool; `idle` is emitted when none are left."""
+
+    idle = Signal()
+
+    def __init__(self, notifier: Notifier, max_workers: int = 4) -> None:
+        super().__init__()
+        self._notifier = notifier
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rigdeck-task")
+        self._bridge = _GuiThreadCall()
+        self._lock = threading.Lock()
+        self._pending = 0
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return self._pending
+
+    def run(
+        self,
+        job: Callable[[], T],
+        *,
+        description: str,
+        on_done: Callable[[T], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> "Future[T]":
+        """Run `job` off the GUI thread; `on_done`/`on_error` run on the GUI thread.
+
+        `description` names the work in an error message ("Scanning /models").
+        """
+        with self._lock:
+            self._pending += 1
+
+        def finished(future: "Future[T]") -> None:
+            self._bridge.call.emit(lambda: self._deliver(future, description, on_done, on_error))
+
+        future = self._pool.submit(job)
+        future.add_done_callback(finished)
+        return future
+
+    def _deliver(
+        self,
+        future: "Future[Any]",
+        description: str,
+        on_done: Callable[[Any], None] | None,
+        on_error: Callable[[BaseException], None] | None,
+    ) -> None:
+        try:
+            error = future.exception()
+            if error is None:
+                if on_done is not None:
+                    on_done(future.result())
+            elif on_error is not None:
+                on_error(error)
+            else:
+                self._notifier.error(description, error)
+        finally:
+            with self._lock:
+                self._pending -= 1
+                now_idle = self._pending == 0
+            if now_idle:
+                self.idle.emit()
+
+    def shutdown(self) -> None:
+        """Stop taking jobs and wait for running ones (called once at quit)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
