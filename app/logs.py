@@ -48,7 +48,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(paths: AppPaths, *, debug: bool = False, json_lines: bool = False) -> None:
-    """Log to `paths.log_file` (rotating, 5 × 2 MB) and warnings (or all, with debug) to stderr."""
+    """Log to the rotating `paths.log_file` (5 files of 2 MB) and warnings to stderr."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)

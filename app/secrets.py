@@ -4,6 +4,7 @@ If no keyring backend works (a headless Linux without a Secret Service, say), st
 refused with a message that says so: a secret never falls back to a plain-text file.
 """
 
+import contextlib
 import logging
 
 import keyring
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 SERVICE = "rigdeck"
 
 
-class SecretStoreUnavailable(UserError):
+class SecretStoreUnavailableError(UserError):
     """No working keyring backend: secrets cannot be stored safely here."""
 
 
@@ -45,19 +46,21 @@ class SecretStore:
     def _require_backend(self) -> None:
         reason = self.unavailable_reason()
         if reason:
-            raise SecretStoreUnavailable(reason)
+            raise SecretStoreUnavailableError(reason)
 
     def set(self, name: str, value: str) -> None:
         """Store secret `name`.
 
         Raises:
-            SecretStoreUnavailable: no keyring works, or the keyring refused the write.
+            SecretStoreUnavailableError: no keyring works, or the keyring refused the write.
         """
         self._require_backend()
         try:
             keyring.set_password(self.service, name, value)
         except keyring.errors.KeyringError as exc:
-            raise SecretStoreUnavailable(f"The keyring refused to store {name!r}: {exc}") from exc
+            raise SecretStoreUnavailableError(
+                f"The keyring refused to store {name!r}: {exc}"
+            ) from exc
         log.info("stored secret %r in %s", name, type(self.backend()).__name__)
 
     def get(self, name: str) -> str | None:
@@ -74,7 +77,5 @@ class SecretStore:
         """Forget secret `name` (nothing happens if it is not stored)."""
         if self.unavailable_reason():
             return
-        try:
+        with contextlib.suppress(keyring.errors.PasswordDeleteError):
             keyring.delete_password(self.service, name)
-        except keyring.errors.PasswordDeleteError:
-            pass

@@ -24,25 +24,28 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 
 
-def _describe(default: Any, description: str, **kwargs: Any) -> Any:
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"doc": description}, **kwargs)
-    return field(default=default, metadata={"doc": description}, **kwargs)
+def _doc(description: str) -> dict[str, str]:
+    return {"doc": description}
 
 
 @dataclass
 class Settings:
     """Everything the user can set; each field says what it does."""
 
-    schema_version: int = _describe(SCHEMA_VERSION, "Version of this file's layout.")
-    close_to_tray: bool = _describe(
-        True, "Closing the window keeps Rigdeck running in the tray (where a tray exists)."
+    schema_version: int = field(default=SCHEMA_VERSION, metadata=_doc("Layout version."))
+    close_to_tray: bool = field(
+        default=True,
+        metadata=_doc("Closing the window keeps Rigdeck in the tray (where a tray exists)."),
     )
-    theme: str = _describe("system", "Colours: system, light or dark.")
-    last_page: str = _describe("library", "The page shown when the window opens.")
-    window_geometry: str = _describe("", "Window size and position (saved by the window).")
-    model_folders: list[str] = _describe([], "Folders searched for models and LoRA adapters.")
-    sampling_interval_s: float = _describe(1.0, "Seconds between two monitor readings.")
+    theme: str = field(default="system", metadata=_doc("Colours: system, light or dark."))
+    last_page: str = field(default="library", metadata=_doc("Page shown when the window opens."))
+    window_geometry: str = field(default="", metadata=_doc("Window size and position."))
+    model_folders: list[str] = field(
+        default_factory=list, metadata=_doc("Folders searched for models and LoRA adapters.")
+    )
+    sampling_interval_s: float = field(
+        default=1.0, metadata=_doc("Seconds between two monitor readings.")
+    )
 
     @staticmethod
     def description(name: str) -> str:
@@ -123,13 +126,17 @@ class SettingsStore:
         try:
             raw = tomllib.loads(self.path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
-            backup = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+            backup = self.path.with_name(
+                f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+            )
             try:
                 self.path.replace(backup)
                 kept = f"; the old file was kept as {backup}"
             except OSError:
                 kept = ""
-            self.problems.append(f"The settings file could not be read ({exc}){kept}. Defaults are in use.")
+            self.problems.append(
+                f"The settings file could not be read ({exc}){kept}. Defaults are in use."
+            )
             log.warning("settings file %s unreadable: %s", self.path, exc)
             return Settings()
         return _from_dict(_migrate(raw), self.problems)

@@ -5,7 +5,6 @@ the real folders. The real parts (Docker engine, llama-server image, models) com
 `tests.realparts.fixtures`.
 """
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,8 @@ pytest_plugins = ["tests.realparts.fixtures"]
 
 
 @pytest.fixture(autouse=True)
-def app_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppPaths]:
+def app_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppPaths:
     """Point Rigdeck's folders at a fresh temporary home for this test."""
     home = tmp_path / "rigdeck-home"
     monkeypatch.setenv(HOME_ENV, str(home))
-    yield AppPaths.under(home)
+    return AppPaths.under(home)

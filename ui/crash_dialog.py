@@ -13,7 +13,9 @@ log = logging.getLogger(__name__)
 def crash_message_box(error: BaseException, log_path: str) -> QMessageBox:
     """The dialog shown for an unexpected error (built apart so tests can read it)."""
     box = QMessageBox(QMessageBox.Icon.Critical, "Rigdeck hit an unexpected error", "")
-    box.setText(f"Something went wrong that Rigdeck did not expect:\n\n{type(error).__name__}: {error}")
+    box.setText(
+        f"Something went wrong that Rigdeck did not expect:\n\n{type(error).__name__}: {error}"
+    )
     box.setInformativeText(
         f"Your settings and data are saved. The details are in the log file:\n{log_path}"
     )

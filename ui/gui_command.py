@@ -17,8 +17,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     from ui.pages.registry import PAGE_NAMES
 
     parser = subparsers.add_parser("gui", help="open the Rigdeck window (the default)")
-    parser.add_argument("--screenshot", metavar="FILE", type=Path,
-                        help="render the window to a PNG file and exit (works offscreen)")
+    parser.add_argument(
+        "--screenshot",
+        metavar="FILE",
+        type=Path,
+        help="render the window to a PNG file and exit (works offscreen)",
+    )
     parser.add_argument("--page", choices=PAGE_NAMES, help="page to show first")
     parser.add_argument("--size", metavar="WxH", help="window size for --screenshot, e.g. 1280x800")
     parser.set_defaults(handler=run)
@@ -112,7 +116,9 @@ def _report_startup_when_painted(rigdeck: object) -> None:
     QTimer.singleShot(0, report)
 
 
-def _screenshot(rigdeck: object, target: Path, page: str | None, size: tuple[int, int] | None) -> int:
+def _screenshot(
+    rigdeck: object, target: Path, page: str | None, size: tuple[int, int] | None
+) -> int:
     from PySide6.QtCore import QCoreApplication
 
     from ui.application import RigdeckApp

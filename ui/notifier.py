@@ -59,5 +59,6 @@ class Notifier(QObject):
         log.error("%s failed", description, exc_info=error)
         self.post(
             Level.ERROR,
-            f"{description} failed: {error or type(error).__name__}. Details are in {self.log_path}",
+            f"{description} failed: {error or type(error).__name__}. "
+            f"Details are in {self.log_path}",
         )

@@ -25,7 +25,11 @@ def _dark_palette() -> QPalette:
     ):
         palette.setColor(role, color)
     disabled = QColor(120, 124, 130)
-    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText):
+    for role in (
+        QPalette.ColorRole.Text,
+        QPalette.ColorRole.ButtonText,
+        QPalette.ColorRole.WindowText,
+    ):
         palette.setColor(QPalette.ColorGroup.Disabled, role, disabled)
     return palette
 

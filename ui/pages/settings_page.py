@@ -81,7 +81,8 @@ class SettingsPage(QWidget):
         layout = QVBoxLayout(group)
         hint = QLabel(
             "Folders searched (with their subfolders) for GGUF models, Hugging Face folders "
-            "and LoRA adapters. The Hugging Face cache, Ollama and LM Studio are found by themselves."
+            "and LoRA adapters. The Hugging Face cache, Ollama and LM Studio are found "
+            "by themselves."
         )
         hint.setWordWrap(True)
         layout.addWidget(hint)
@@ -154,10 +155,10 @@ class SettingsPage(QWidget):
             self._settings.set("model_folders", [*folders, folder])
 
     def _on_remove_folder_clicked(self) -> None:
-        item = self.folders_list.currentItem()
-        if item is None:
+        selected = {item.text() for item in self.folders_list.selectedItems()}
+        if not selected:
             return
-        folders = [f for f in self._settings.get("model_folders") if f != item.text()]
+        folders = [f for f in self._settings.get("model_folders") if f not in selected]
         self._settings.set("model_folders", folders)
 
     def _on_settings_changed(self, name: str, value: object) -> None:
