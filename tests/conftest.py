@@ -5,6 +5,7 @@ the real folders. The real parts (Docker engine, llama-server image, models) com
 `tests.realparts.fixtures`.
 """
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ import pytest
 from app.paths import HOME_ENV, AppPaths
 
 pytest_plugins = ["tests.realparts.fixtures"]
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # real Qt, no screen needed
 
 
 @pytest.fixture(autouse=True)

@@ -39,6 +39,7 @@ class RigdeckApp:
         return self.tray is not None and bool(self.services.settings.get("close_to_tray"))
 
     def show_window(self) -> None:
+        log.info("window brought to the front")
         self.window.show()
         self.window.raise_()
         self.window.activateWindow()

@@ -71,7 +71,7 @@ class MainWindow(QMainWindow):
         self._services = services
         self.setWindowTitle("Rigdeck")
         self.setWindowIcon(app_icon())
-        self.setMinimumSize(QSize(860, 560))
+        self.setMinimumSize(QSize(720, 480))
 
         self.rail = QListWidget()
         self.rail.setObjectName("navigationRail")

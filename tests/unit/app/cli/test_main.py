@@ -1,0 +1,36 @@
+"""The `rigdeck` command line: version, help, and errors without tracebacks."""
+
+import subprocess
+import sys
+
+import pytest
+
+from app import __version__
+from app.cli.main import main
+
+
+def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"rigdeck {__version__}"
+
+
+def test_version_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["version"]) == 0
+    assert f"rigdeck {__version__}" in capsys.readouterr().out
+
+
+def test_unknown_command_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["frobnicate"])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_python_dash_m_app_runs_the_cli() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"rigdeck {__version__}"

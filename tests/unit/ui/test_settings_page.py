@@ -1,0 +1,65 @@
+"""The Settings page writes what the user changes and shows what the keyring can do."""
+
+from collections.abc import Iterator
+
+import keyring
+import pytest
+from keyring.backends import fail
+from pytestqt.qtbot import QtBot
+
+from app.paths import AppPaths
+from app.settings import SettingsStore
+from ui.pages.settings_page import SettingsPage
+from ui.services import Services
+
+
+@pytest.fixture
+def page(qtbot: QtBot, services: Services) -> SettingsPage:
+    widget = SettingsPage(services)
+    qtbot.add_widget(widget)
+    widget.show()
+    return widget
+
+
+def test_changes_are_saved_to_the_file(page: SettingsPage, app_paths: AppPaths) -> None:
+    page.theme_box.setCurrentIndex(2)  # Dark
+    page.interval_box.setValue(2.5)
+    page.add_folder("/srv/models")
+    page.add_folder("/srv/models")  # once only
+
+    saved = SettingsStore(app_paths.settings_file).settings
+    assert saved.theme == "dark"
+    assert saved.sampling_interval_s == 2.5
+    assert saved.model_folders == ["/srv/models"]
+    assert [page.folders_list.item(i).text() for i in range(page.folders_list.count())] == [
+        "/srv/models"
+    ]
+
+
+def test_removing_a_folder(page: SettingsPage, services: Services) -> None:
+    page.add_folder("/a")
+    page.add_folder("/b")
+    page.folders_list.item(0).setSelected(True)
+    page.remove_folder_button.click()
+    assert services.settings.get("model_folders") == ["/b"]
+    assert page.folders_list.count() == 1
+
+
+def test_a_change_made_elsewhere_shows_on_the_page(page: SettingsPage, services: Services) -> None:
+    services.settings.set("theme", "light")
+    assert page.theme_box.currentText() == "Light"
+
+
+@pytest.fixture
+def no_keyring() -> Iterator[None]:
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    yield
+    keyring.set_keyring(previous)
+
+
+@pytest.mark.usefixtures("no_keyring")
+def test_missing_keyring_is_said_on_the_page(qtbot: QtBot, services: Services) -> None:
+    widget = SettingsPage(services)
+    qtbot.add_widget(widget)
+    assert "No system keyring is available" in widget.secrets_label.text()
