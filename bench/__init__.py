@@ -1,0 +1,1 @@
+"""Benchmarks: each compares Rigdeck with a reference measured in the same run."""
