@@ -7,6 +7,9 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
 
+_TEXT_WIDTH = 540
+
+
 class EmptyStateWidget(QWidget):
     """A centred icon, a title, a sentence on what the page shows and one on what it needs."""
 
@@ -32,15 +35,11 @@ class EmptyStateWidget(QWidget):
         self.title_label.setFont(font)
         self.title_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         layout.addWidget(self.title_label)
-        column = QWidget()  # a fixed width lets the wrapped paragraphs size their height
-        column.setFixedWidth(540)
-        column_layout = QVBoxLayout(column)
         self.what_label = self._paragraph(what)
-        column_layout.addWidget(self.what_label)
+        layout.addWidget(self.what_label, alignment=Qt.AlignmentFlag.AlignHCenter)
         self.needs_label = self._paragraph(needs)
         self.needs_label.setEnabled(False)  # drawn in the muted colour
-        column_layout.addWidget(self.needs_label)
-        layout.addWidget(column, alignment=Qt.AlignmentFlag.AlignHCenter)
+        layout.addWidget(self.needs_label, alignment=Qt.AlignmentFlag.AlignHCenter)
         self.action_button: QPushButton | None = None
         if action is not None:
             label, callback = action
@@ -54,4 +53,7 @@ class EmptyStateWidget(QWidget):
         label = QLabel(text)
         label.setWordWrap(True)
         label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        # A fixed width and the height that width needs: wrapped text is never clipped.
+        label.setFixedWidth(_TEXT_WIDTH)
+        label.setMinimumHeight(label.heightForWidth(_TEXT_WIDTH))
         return label
