@@ -6,6 +6,8 @@ the real folders. The real parts (Docker engine, llama-server image, models) com
 """
 
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,3 +25,16 @@ def app_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppPaths:
     home = tmp_path / "rigdeck-home"
     monkeypatch.setenv(HOME_ENV, str(home))
     return AppPaths.under(home)
+
+
+@pytest.fixture(autouse=True)
+def _no_thread_left_behind() -> Iterator[None]:
+    """Fail a test that leaves a thread running (a worker, a sampler, a stream)."""
+    before = set(threading.enumerate())
+    yield
+    leftover = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    for thread in leftover:
+        thread.join(timeout=5)
+    still = [t.name for t in leftover if t.is_alive()]
+    if still:
+        pytest.fail(f"test left threads running: {still}")
