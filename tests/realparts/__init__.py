@@ -6,5 +6,5 @@ under CI=true or skip with that reason elsewhere.
 """
 
 
-class PartMissing(RuntimeError):
+class PartMissing(RuntimeError):  # noqa: N818 - reads as a state in `except PartMissing`; other tests import this name
     """A real part the tests need could not be provided on this machine."""

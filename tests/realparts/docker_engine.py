@@ -54,6 +54,9 @@ class DockerEngine:
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _users_lock: IO[str] | None = field(default=None, repr=False)
 
+    def __str__(self) -> str:
+        return f"engine at {self.base_url}" + (f" (dockerd pid {self.pid})" if self.pid else "")
+
     def stop(self) -> None:
         """Close the client; stop dockerd when we started it and no other session uses it."""
         self.client.close()

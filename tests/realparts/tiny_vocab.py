@@ -9,6 +9,7 @@ recognises `<|im_end|>` and `<|endoftext|>` as end of generation.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -29,8 +30,8 @@ BOS_TOKEN = "<|endoftext|>"
 EOS_TOKEN = "<|im_end|>"
 MIN_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS)
 
-# Qwen3's template, cut to what the tests need: system/user/assistant/tool turns, earlier
-# reasoning kept only after the last user turn, and the empty think block when enable_thinking is false.
+# Qwen3's template, cut to what the tests need: system/user/assistant/tool turns, reasoning
+# kept only after the last user turn, and the empty think block when enable_thinking is false.
 CHAT_TEMPLATE = (
     "{%- set ns = namespace(last_query=-1) %}"
     "{%- for message in messages %}"
@@ -109,7 +110,7 @@ def _learn_merges(count: int) -> list[tuple[str, str]]:
     while len(merges) < count:
         pairs: Counter[tuple[str, str]] = Counter()
         for word, freq in words.items():
-            for pair in zip(word, word[1:], strict=False):
+            for pair in itertools.pairwise(word):
                 pairs[pair] += freq
         if not pairs:
             break
