@@ -1,0 +1,95 @@
+"""Parse what llama-server says about its memory: the `… buffer size = X MiB` lines.
+
+llama.cpp prints each buffer it allocates at load (load_tensors: model, llama_kv_cache: KV,
+llama_context: output, sched_reserve: compute) and, at exit or with -lv 4 after fitting, a
+`memory breakdown [MiB]` table. The fit planner compares its estimate with these, the
+calibration store records them, and the backends show them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+_BUFFER = re.compile(
+    r"(?P<buft>[A-Za-z0-9_]+)\s+(?P<kind>model|KV|compute|output|RS)\s+buffer size\s*=\s*"
+    r"(?P<mib>[0-9]+(?:\.[0-9]+)?)\s*MiB"
+)
+_KV_SUMMARY = re.compile(r"llama_kv_cache: size =\s*(?P<mib>[0-9.]+) MiB \(\s*(?P<cells>\d+) cells,\s*(?P<layers>\d+) layers")
+_BREAKDOWN = re.compile(
+    r"\|\s*-\s*(?P<name>[^|]+?)\s*\|\s*(?P<cols>[0-9 =+\-]+?)\s*\|"
+)
+_LOADING_DONE = re.compile(r"server is listening|listening on http|all slots are idle|model loaded")
+
+KINDS = ("model", "KV", "compute", "output")
+
+
+@dataclass
+class BufferReport:
+    """The engine's own buffer sizes, in MiB, summed per kind and buffer type."""
+
+    model: dict[str, float] = field(default_factory=dict)
+    kv: dict[str, float] = field(default_factory=dict)
+    compute: dict[str, float] = field(default_factory=dict)
+    output: dict[str, float] = field(default_factory=dict)
+    kv_caches: list[tuple[float, int, int]] = field(default_factory=list)
+    """(MiB, cells, layers) of each KV cache (two for sliding-window models)."""
+    breakdown: dict[str, list[int]] = field(default_factory=dict)
+    """Rows of the `memory breakdown [MiB]` table by device, numbers left to right."""
+    ready: bool = False
+
+    def by_kind(self, kind: str) -> dict[str, float]:
+        return {"model": self.model, "KV": self.kv, "kv": self.kv, "compute": self.compute,
+                "output": self.output}[kind]
+
+    def total(self, kind: str, buft: str | None = None) -> float:
+        """Sum of a kind over all buffer types, or one buffer type's value (0 if absent)."""
+        values = self.by_kind(kind)
+        return values.get(buft, 0.0) if buft is not None else sum(values.values())
+
+    @property
+    def empty(self) -> bool:
+        return not (self.model or self.kv or self.compute or self.output)
+
+
+def parse_llama_log(lines: Iterable[str]) -> BufferReport:
+    """Read buffer lines from llama-server output; later reserves replace earlier ones.
+
+    A compute buffer is printed once per reserve; llama-server may reserve more than once
+    (e.g. after a fit pass), and the last value is the one that stays.
+    """
+    report = BufferReport()
+    seen_compute_round: set[str] = set()
+    for line in lines:
+        if _LOADING_DONE.search(line):
+            report.ready = True
+        m = _BUFFER.search(line)
+        if m:
+            buft, kind, mib = m.group("buft"), m.group("kind"), float(m.group("mib"))
+            if kind == "RS":
+                kind = "KV"
+            target = report.by_kind(kind)
+            if kind == "compute":
+                if buft in seen_compute_round:
+                    seen_compute_round.clear()
+                    report.compute.clear()
+                seen_compute_round.add(buft)
+                target[buft] = mib
+            elif kind in ("model", "output"):
+                target[buft] = target.get(buft, 0.0) + mib if kind == "model" else mib
+            else:
+                target[buft] = target.get(buft, 0.0) + mib
+            continue
+        s = _KV_SUMMARY.search(line)
+        if s:
+            report.kv_caches.append((float(s.group("mib")), int(s.group("cells")), int(s.group("layers"))))
+            continue
+        b = _BREAKDOWN.search(line)
+        if b and "memory breakdown" not in line:
+            nums = [int(x) for x in re.findall(r"\d+", b.group("cols"))]
+            report.breakdown[b.group("name").strip()] = nums
+    return report

@@ -1,0 +1,120 @@
+"""The planner: does a plan fit, the largest context that does, and what to change if not."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from app.fit.llamacpp_estimate import estimate_llamacpp
+from app.fit.model_info import HeaderLike
+from app.fit.plan import Estimate, FitPlan
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MARGIN_MIB = 512.0
+"""Headroom left free on each GPU: desktops, CUDA graphs and the pool's growth under load."""
+
+
+@dataclass(frozen=True)
+class Advice:
+    """One change to the plan and what it saves (negative: costs) on the fullest GPU, in MiB."""
+
+    change: str
+    saves_mib: float
+    fits: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return {"change": self.change, "saves_mib": round(self.saves_mib, 1), "fits": self.fits}
+
+
+@dataclass
+class FitResult:
+    estimate: Estimate
+    fits: bool
+    max_ctx: int
+    advice: list[Advice]
+
+
+def _over(est: Estimate, capacity: list[float], margin: float) -> float:
+    """MiB by which the fullest GPU exceeds its capacity less the margin (<= 0: fits)."""
+    if not est.devices or not capacity:
+        return 0.0
+    return max(d.total_mib - (cap - margin) for d, cap in zip(est.devices, capacity, strict=False))
+
+
+def _peak(est: Estimate) -> float:
+    return max((d.total_mib for d in est.devices), default=est.host.total_mib)
+
+
+def max_context(header: HeaderLike, plan: FitPlan, capacity: list[float], margin: float,
+                limit: int) -> int:
+    """Largest context (a multiple of 256) that fits, by bisection; 0 if none does."""
+    lo, hi = 0, max(limit // 256, 1)
+    if _over(estimate_llamacpp(header, replace(plan, ctx=256)), capacity, margin) > 0:
+        return 0
+    lo = 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _over(estimate_llamacpp(header, replace(plan, ctx=mid * 256)), capacity, margin) <= 0:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo * 256
+
+
+def plan_fit(header: HeaderLike, plan: FitPlan, capacity: list[float],
+             margin: float = DEFAULT_MARGIN_MIB, smaller_quants: list[Path] | None = None) -> FitResult:
+    """Estimate `plan`, say whether it fits `capacity` (MiB per GPU) and what would help."""
+    from app.fit.model_info import model_info
+
+    est = estimate_llamacpp(header, plan)
+    m = model_info(header)
+    fits = _over(est, capacity, margin) <= 0 if capacity else True
+    limit = max(m.n_ctx_train, plan.ctx) * 4 if m.n_ctx_train else max(plan.ctx * 4, 131072)
+    best = max_context(header, plan, capacity, margin, limit) if capacity and plan.on_gpu else 0
+    advice: list[Advice] = []
+    base = _peak(est)
+
+    def consider(change: str, alt: FitPlan) -> None:
+        try:
+            e = estimate_llamacpp(header, alt)
+        except Exception as exc:  # an alternative the engine would refuse is no advice
+            log.debug("skipping %s: %s", change, exc)
+            return
+        saved = base - _peak(e)
+        if saved > 1:
+            advice.append(Advice(change, saved, _over(e, capacity, margin) <= 0 if capacity else True))
+
+    if plan.on_gpu:
+        if not plan.flash_attn:
+            consider("flash attention on (-fa on)", replace(plan, flash_attn=True))
+        if plan.cache_type_k == "f16" or plan.cache_type_v == "f16":
+            fa_plan = replace(plan, flash_attn=True)
+            consider("KV cache q8_0 (-ctk q8_0 -ctv q8_0, needs -fa on)",
+                     replace(fa_plan, cache_type_k="q8_0", cache_type_v="q8_0"))
+        if plan.n_slots > 1:
+            consider(f"fewer parallel slots (-np {plan.n_slots // 2})",
+                     replace(plan, parallel=plan.n_slots // 2))
+        if m.is_moe and not plan.cpu_moe_all:
+            for n in sorted({max(1, m.n_layer // 4), max(1, m.n_layer // 2), m.n_layer}):
+                if n > plan.n_cpu_moe:
+                    consider(f"keep the experts of {n} layers in RAM (--n-cpu-moe {n})",
+                             replace(plan, n_cpu_moe=n))
+        if plan.ubatch > 256:
+            consider("smaller micro-batch (-ub 256)", replace(plan, ubatch=256, batch=min(plan.batch, 2048)))
+    for path in smaller_quants or []:
+        from app.library.gguf import read_gguf_header
+
+        try:
+            other = read_gguf_header(path)
+            e = estimate_llamacpp(other, plan)
+        except Exception as exc:
+            log.debug("skipping %s: %s", path, exc)
+            continue
+        saved = base - _peak(e)
+        if saved > 1:
+            advice.append(Advice(f"a smaller quantisation: {path.name}", saved,
+                                 _over(e, capacity, margin) <= 0 if capacity else True))
+    advice.sort(key=lambda a: (not a.fits, -a.saves_mib))
+    return FitResult(est, fits, best, advice)
