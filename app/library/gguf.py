@@ -335,7 +335,8 @@ def _array(reader: _Reader, key: str, depth: int) -> Any:
     left = reader.size - reader.pos
     if count * item_size > left:
         raise GgufError(
-            f"array {key!r} at offset {at} claims {count} items, which cannot fit in the "
+            f"truncated or corrupt: array {key!r} at offset {at} claims {count} items, "
+            "which cannot fit in the "
             f"{left} bytes left in the file"
         )
     if count > MAX_DECODED_ARRAY:
@@ -388,7 +389,7 @@ def _check_count(reader: _Reader, count: int, min_size: int, what: str) -> None:
     left = reader.size - reader.pos
     if count * min_size > left:
         raise GgufError(
-            f"{what} {count} is impossible: {count} entries need at least "
+            f"truncated or corrupt: {what} {count} is impossible: {count} entries need at least "
             f"{count * min_size} bytes, the file has {left} left"
         )
 

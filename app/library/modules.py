@@ -27,7 +27,8 @@ GGUF_TO_HF = {
 
 _GGUF = re.compile(r"^blk\.(\d+)\.([a-z_]+)\.weight(?:\.lora_(a|b))?$")
 _TORCH = re.compile(
-    r"(?:^|\.)layers\.(\d+)\.(?:.*\.)?([A-Za-z0-9_]+)\.(weight|qweight|lora_A\.weight|lora_B\.weight)$"
+    r"(?:^|\.)layers\.(\d+)\.(?:.*?\.)?([A-Za-z0-9_]+)\."
+    r"(lora_A\.weight|lora_B\.weight|weight|qweight)$"
 )
 
 _INPUT_SIDE = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj", "qkv_proj")
