@@ -1,0 +1,368 @@
+"""A streaming client for OpenAI-compatible `/v1/chat/completions` (llama.cpp, vLLM, any URL).
+
+The stream runs in whatever thread iterates it (a worker in the GUI, the main thread in
+the CLI); `ChatStream.cancel()` may be called from any other thread and closes the
+connection at once, which is what makes llama-server and vLLM stop generating. Every
+failure (no server, HTTP error, timeout, a server dying mid-stream, garbage in the
+stream) ends the iteration with a readable `reply.error`; what had arrived is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from app.chat.sse import SseDecoder
+from app.chat.stream_parser import (
+    ChunkInfo,
+    ChunkParser,
+    Piece,
+    ReplyText,
+    ServerStreamError,
+    StreamFormatError,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Explicit limits for every request: `read` is the longest silence between two chunks
+    (a long prompt on a CPU can take minutes before the first token)."""
+
+    connect: float = 5.0
+    read: float = 300.0
+    write: float = 30.0
+    pool: float = 5.0
+
+    def httpx(self) -> httpx.Timeout:
+        return httpx.Timeout(connect=self.connect, read=self.read, write=self.write,
+                             pool=self.pool)
+
+
+@dataclass
+class ChatRequest:
+    """One chat completion request; `sampling` holds temperature, top_p, top_k, min_p, ..."""
+
+    messages: list[dict[str, Any]]
+    model: str | None = None
+    max_tokens: int | None = None
+    sampling: dict[str, float | int] = field(default_factory=dict)
+    chat_template_kwargs: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "messages": self.messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if self.model:
+            body["model"] = self.model
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
+        body.update(self.sampling)
+        if self.chat_template_kwargs is not None:
+            body["chat_template_kwargs"] = self.chat_template_kwargs
+        body.update(self.extra)
+        return body
+
+
+@dataclass
+class ChatReply:
+    """What a stream produced: text, how it ended, and how fast it came."""
+
+    answer: str = ""
+    reasoning: str = ""
+    finish_reason: str | None = None
+    error: str | None = None
+    stopped: bool = False
+    model: str | None = None
+    ttft_s: float | None = None
+    tokens_per_s: float | None = None
+    tokens_per_s_source: str | None = None
+    """"server" (its own timings), "usage" (its token count over our clock) or "counted"."""
+    completion_tokens: int | None = None
+    prompt_tokens: int | None = None
+    reasoning_tokens: int = 0
+    """Chunks of reasoning received (one token each on llama.cpp and vLLM)."""
+    chunks: int = 0
+    stream_s: float | None = None
+    """Seconds from the first text to the last."""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class ChatStream:
+    """One streamed reply: iterate for pieces; `reply` and `text` hold everything so far."""
+
+    def __init__(self, client: httpx.Client, url: str, request: ChatRequest,
+                 headers: dict[str, str]) -> None:
+        self._client = client
+        self._url = url
+        self._request = request
+        self._headers = headers
+        self._cancelled = threading.Event()
+        self._lock = threading.Lock()
+        self._response: httpx.Response | None = None
+        self.text = ReplyText()
+        self.reply = ChatReply()
+        self._start = 0.0
+        self._first: float | None = None
+        self._last: float | None = None
+
+    def cancel(self) -> None:
+        """Stop the stream from any thread: the connection is shut at once."""
+        self._cancelled.set()
+        with self._lock:
+            response = self._response
+        if response is not None:
+            _shutdown_socket(response)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def __iter__(self) -> Iterator[Piece]:
+        self._start = time.perf_counter()
+        try:
+            with self._client.stream("POST", self._url, json=self._request.body(),
+                                     headers=self._headers) as response:
+                with self._lock:
+                    self._response = response
+                if self._cancelled.is_set():
+                    _shutdown_socket(response)
+                if response.status_code >= 400:
+                    response.read()
+                    self.reply.error = _http_error_text(response)
+                    return
+                yield from self._read(response)
+        except (StreamFormatError, ServerStreamError) as exc:
+            self.reply.error = f"The server's stream broke off: {exc}"
+        except httpx.TimeoutException as exc:
+            self.reply.error = _timeout_text(exc, self._client.timeout)
+        except httpx.TransportError as exc:
+            self.reply.error = self._transport_error_text(exc)
+        finally:
+            with self._lock:
+                self._response = None
+            self._finish()
+
+    def _read(self, response: httpx.Response) -> Iterator[Piece]:
+        decoder = SseDecoder()
+        parser = ChunkParser()
+        for raw in response.iter_raw():
+            for event in decoder.feed(raw):
+                info = parser.feed(event.data)
+                self._take(info)
+                for piece in info.pieces:
+                    self._count(piece)
+                    yield piece
+                if info.done:
+                    return
+        for piece in parser.finish():
+            self.text.apply(piece)
+            yield piece
+        if self.reply.finish_reason is None and not self._cancelled.is_set():
+            self.reply.error = ("The server closed the stream before the answer was "
+                                "complete. What had arrived is kept.")
+
+    def _count(self, piece: Piece) -> None:
+        if piece.text:
+            now = time.perf_counter()
+            if self._first is None:
+                self._first = now
+                self.reply.ttft_s = now - self._start
+            self._last = now
+            self.reply.chunks += 1
+            if piece.kind == "reasoning":
+                self.reply.reasoning_tokens += 1
+        self.text.apply(piece)
+
+    def _transport_error_text(self, exc: httpx.TransportError) -> str | None:
+        if self._cancelled.is_set():
+            return None
+        if isinstance(exc, httpx.ConnectError):
+            return (f"Could not connect to {self._url}: {exc}. Is the server running and "
+                    "the address right?")
+        reason = str(exc) or type(exc).__name__
+        return (f"The connection to the server broke ({reason}): the server may have "
+                "stopped or crashed. What had arrived is kept.")
+
+    def run(self) -> ChatReply:
+        """Consume the whole stream (for callers that only want the result)."""
+        for _ in self:
+            pass
+        return self.reply
+
+    def _take(self, info: ChunkInfo) -> None:
+        if info.model:
+            self.reply.model = info.model
+        if info.finish_reason:
+            self.reply.finish_reason = info.finish_reason
+        if info.usage:
+            tokens = info.usage.get("completion_tokens")
+            prompt = info.usage.get("prompt_tokens")
+            self.reply.completion_tokens = tokens if isinstance(tokens, int) else None
+            self.reply.prompt_tokens = prompt if isinstance(prompt, int) else None
+        if info.timings:
+            rate = info.timings.get("predicted_per_second")
+            if isinstance(rate, int | float) and rate > 0:
+                self.reply.tokens_per_s = float(rate)
+                self.reply.tokens_per_s_source = "server"
+
+    def _finish(self) -> None:
+        reply, first, last = self.reply, self._first, self._last
+        if self._cancelled.is_set() and reply.finish_reason is None:
+            reply.stopped = True
+            reply.error = None
+        reply.answer = self.text.clean_answer()
+        reply.reasoning = self.text.clean_reasoning()
+        if first is not None and last is not None and last > first:
+            reply.stream_s = last - first
+            if reply.tokens_per_s is None:
+                if reply.completion_tokens:
+                    # The first token's time is the start of the window, so it is not counted.
+                    reply.tokens_per_s = (reply.completion_tokens - 1) / reply.stream_s
+                    reply.tokens_per_s_source = "usage"
+                elif reply.chunks > 1:
+                    reply.tokens_per_s = (reply.chunks - 1) / reply.stream_s
+                    reply.tokens_per_s_source = "counted"
+
+
+def _shutdown_socket(response: httpx.Response) -> None:
+    """Wake a read blocked in another thread: shutting the socket down ends it at once."""
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def _http_error_text(response: httpx.Response) -> str:
+    detail = response.text.strip()
+    with contextlib.suppress(ValueError):
+        data = json.loads(detail)
+        if isinstance(data, dict):
+            error = data.get("error", data)
+            if isinstance(error, dict):
+                detail = str(error.get("message") or error)
+            elif isinstance(error, str):
+                detail = error
+            elif "detail" in data:
+                detail = str(data["detail"])
+    hint = ""
+    if response.status_code in (401, 403):
+        hint = " Check the API key saved for this endpoint."
+    elif response.status_code == 404:
+        hint = " Is this an OpenAI-compatible server (it should answer /v1/chat/completions)?"
+    elif response.status_code == 503:
+        hint = " The server may still be loading the model."
+    return (f"The server answered HTTP {response.status_code} "
+            f"{response.reason_phrase}: {detail[:500] or '(no details)'}.{hint}")
+
+
+def _timeout_text(exc: httpx.TimeoutException, timeout: httpx.Timeout) -> str:
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"The server did not accept the connection within {timeout.connect:g} s."
+    if isinstance(exc, httpx.ReadTimeout):
+        return (f"The server sent nothing for {timeout.read:g} s, so the request was given up. "
+                "What had arrived is kept.")
+    return f"The request timed out ({type(exc).__name__})."
+
+
+def normalise_base_url(url: str) -> str:
+    """`http://host:8080`, `.../v1` and `.../v1/` all become `http://host:8080/v1`.
+
+    Raises:
+        ValueError: not an http(s) URL.
+    """
+    url = url.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    if url.endswith("/chat/completions"):
+        url = url[: -len("/chat/completions")]
+    if not url.endswith("/v1"):
+        url += "/v1"
+    return url
+
+
+class ChatClient:
+    """Talks to one server; one httpx client (a connection pool) for its lifetime."""
+
+    def __init__(self, base_url: str, api_key: str | None = None,
+                 timeouts: Timeouts | None = None) -> None:
+        self.base_url = normalise_base_url(base_url)
+        self.root_url = self.base_url[: -len("/v1")]
+        self.timeouts = timeouts or Timeouts()
+        self._headers = {"Accept": "text/event-stream"}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._http = httpx.Client(timeout=self.timeouts.httpx())
+
+    def __enter__(self) -> ChatClient:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def stream(self, request: ChatRequest) -> ChatStream:
+        """A stream for `request`; nothing is sent until it is iterated."""
+        return ChatStream(self._http, f"{self.base_url}/chat/completions", request,
+                          self._headers)
+
+    def _get_json(self, url: str, body: dict[str, Any] | None = None) -> Any:
+        headers = {k: v for k, v in self._headers.items() if k != "Accept"}
+        try:
+            if body is None:
+                response = self._http.get(url, headers=headers, timeout=10.0)
+            else:
+                response = self._http.post(url, json=body, headers=headers, timeout=10.0)
+        except httpx.HTTPError as exc:
+            log.debug("%s: %s", url, exc)
+            return None
+        if response.status_code != 200:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
+    def models(self) -> list[str]:
+        """The model ids the server lists (empty when it lists none or cannot be reached)."""
+        data = self._get_json(f"{self.base_url}/models")
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            return []
+        return [m["id"] for m in data["data"] if isinstance(m, dict) and "id" in m]
+
+    def chat_template(self) -> str | None:
+        """The chat template a llama.cpp server uses (its /props), None where not told."""
+        data = self._get_json(f"{self.root_url}/props")
+        template = data.get("chat_template") if isinstance(data, dict) else None
+        return template if isinstance(template, str) else None
+
+    def apply_template(self, messages: list[dict[str, Any]],
+                       chat_template_kwargs: dict[str, Any] | None = None) -> str | None:
+        """The prompt llama.cpp would build for `messages` (its /apply-template)."""
+        body: dict[str, Any] = {"messages": messages}
+        if chat_template_kwargs is not None:
+            body["chat_template_kwargs"] = chat_template_kwargs
+        data = self._get_json(f"{self.root_url}/apply-template", body)
+        prompt = data.get("prompt") if isinstance(data, dict) else None
+        return prompt if isinstance(prompt, str) else None
