@@ -275,6 +275,11 @@ def _check_plan(m: ModelInfo, plan: FitPlan) -> None:
     if not plan.flash_attn and ggml_type(plan.cache_type_v).block_size > 1:
         raise UserError("a quantised V cache needs flash attention: use --flash-attn on or "
                         "--cache-type-v f16")
+    for t, head in ((plan.cache_type_k, m.head_k), (plan.cache_type_v, m.head_v)):
+        block = ggml_type(t).block_size
+        if head % block:
+            raise UserError(f"KV cache type {t} stores blocks of {block} values, which do not "
+                            f"divide this model's head size {head}; use f16 or bf16")
     if plan.ubatch < 1 or plan.batch < 1 or plan.ctx < 0:
         raise UserError("batch, ubatch and context must be positive")
     if plan.experts is not None and m.n_expert and not 1 <= plan.experts <= m.n_expert:

@@ -1,0 +1,139 @@
+"""`rigdeck fit`: will this model and plan fit, how much each device holds, what to change."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from app.errors import UserError
+from app.fit.plan import DeviceMemory, FitPlan
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GPU_MIB = 81559
+"""Capacity assumed when --gpu-memory is not given and no GPU can be queried (an 80 GB card)."""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("fit", help="estimate the memory a model needs for a launch plan")
+    p.add_argument("model", help="a GGUF file (llamacpp) or a Hugging Face folder (vllm)")
+    p.add_argument("--engine", choices=["llamacpp", "vllm"], default="llamacpp")
+    p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
+    p.add_argument("--gpus", default="0", help="CUDA devices, e.g. 0,1")
+    p.add_argument("--gpu-memory", default="", help="MiB per GPU, e.g. 97887 or 24576,24576")
+    p.add_argument("--ctx", type=int, default=4096)
+    p.add_argument("--parallel", type=int, default=1)
+    p.add_argument("--flash-attn", choices=["on", "off"], default="on")
+    p.add_argument("--cache-type-k", default="f16")
+    p.add_argument("--cache-type-v", default="f16")
+    p.add_argument("--batch", type=int, default=2048)
+    p.add_argument("--ubatch", type=int, default=512)
+    p.add_argument("--experts", type=int, default=None)
+    p.add_argument("--n-cpu-moe", type=int, default=0)
+    p.add_argument("--gpu-layers", type=int, default=None)
+    p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
+    p.add_argument("--margin", type=float, default=None, help="MiB to keep free per GPU")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=run)
+
+
+def _ints(text: str, what: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise UserError(f"{what} must be comma-separated integers, got {text!r}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    path = Path(args.model)
+    if not path.exists():
+        raise UserError(f"{path}: no such file or folder")
+    gpus = _ints(args.gpus, "--gpus") if args.device == "cuda" else ()
+    mem = _ints(args.gpu_memory, "--gpu-memory")
+    if mem and len(mem) not in (1, len(gpus)):
+        raise UserError("--gpu-memory needs one value, or one per GPU in --gpus")
+    capacity = [float(x) for x in (mem * len(gpus) if len(mem) == 1 else mem)] or [float(DEFAULT_GPU_MIB)] * len(gpus)
+    if args.engine == "vllm":
+        return _run_vllm(args, path, capacity, gpus)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; --engine llamacpp needs a GGUF file")
+    if args.parallel < 1 or args.ctx < 0:
+        raise UserError("--parallel must be at least 1 and --ctx not negative")
+    from app.fit.planner import DEFAULT_MARGIN_MIB, plan_fit
+    from app.library.gguf import GgufError, read_gguf_header
+
+    try:
+        header = read_gguf_header(path)
+    except (GgufError, OSError) as exc:
+        raise UserError(f"{path}: not a readable GGUF file ({exc})") from None
+    plan = FitPlan(
+        ctx=args.ctx, parallel=args.parallel, flash_attn=args.flash_attn == "on",
+        cache_type_k=args.cache_type_k.lower(), cache_type_v=args.cache_type_v.lower(),
+        batch=args.batch, ubatch=args.ubatch, experts=args.experts, device=args.device,
+        gpus=gpus, gpu_memory_mib=tuple(int(c) for c in capacity), gpu_layers=args.gpu_layers,
+        n_cpu_moe=args.n_cpu_moe,
+    )
+    margin = DEFAULT_MARGIN_MIB if args.margin is None else args.margin
+    res = plan_fit(header, plan, capacity if plan.on_gpu else [], margin)
+    out = {
+        "engine": "llamacpp",
+        "fits": res.fits,
+        "max_ctx": res.max_ctx if plan.on_gpu else res.estimate.n_ctx,
+        "devices": [d.as_dict() for d in res.estimate.devices],
+        "host": res.estimate.host.as_dict(),
+        "advice": [a.as_dict() for a in res.advice],
+    }
+    _print(args, out, res.estimate.devices, res.estimate.host, capacity)
+    return 0 if res.fits else 1
+
+
+def _run_vllm(args: argparse.Namespace, path: Path, capacity: list[float], gpus: tuple[int, ...]) -> int:
+    from app.fit.vllm_estimate import VllmPlan, estimate_vllm
+
+    if not path.is_dir():
+        raise UserError(f"{path}: --engine vllm needs a Hugging Face model folder")
+    if args.device != "cuda" or not gpus:
+        raise UserError("--engine vllm needs --device cuda and at least one GPU")
+    if not 0 < args.gpu_memory_utilization <= 1:
+        raise UserError("--gpu-memory-utilization must be in (0, 1]")
+    plan = VllmPlan(tensor_parallel=len(gpus), gpu_memory_utilization=args.gpu_memory_utilization,
+                    gpu_memory_mib=min(capacity), max_model_len=args.ctx or None,
+                    max_num_seqs=max(args.parallel, 1))
+    v = estimate_vllm(path, plan)
+    fits = v.kv_cache_tokens >= v.max_model_len
+    out = {
+        "engine": "vllm",
+        "fits": fits,
+        "max_ctx": v.kv_cache_tokens,
+        "devices": [d.as_dict() for d in v.estimate.devices],
+        "host": v.estimate.host.as_dict(),
+        "advice": [],
+        "kv_cache_tokens": v.kv_cache_tokens,
+        "max_concurrency": round(v.max_concurrency, 2),
+    }
+    _print(args, out, v.estimate.devices, v.estimate.host, capacity)
+    for note in v.estimate.notes:
+        if not args.json:
+            print(note)
+    return 0 if fits else 1
+
+
+def _print(args: argparse.Namespace, out: dict[str, object], devices: list[DeviceMemory],
+           host: DeviceMemory, capacity: list[float]) -> None:
+    if args.json:
+        print(json.dumps(out))
+        return
+    head = f"{'device':24s} {'weights':>9s} {'KV':>9s} {'compute':>9s} {'output':>8s} {'runtime':>8s} {'total':>9s} {'of':>8s}"
+    print(head)
+    for d, cap in [*zip(devices, capacity, strict=False), (host, None)]:
+        of = f"{cap:8.0f}" if cap else f"{'':8s}"
+        print(f"{d.name:24s} {d.weights_mib:9.1f} {d.kv_mib:9.1f} {d.compute_mib:9.1f} "
+              f"{d.output_mib:8.1f} {d.overhead_mib:8.1f} {d.total_mib:9.1f} {of}")
+    print(f"fits: {'yes' if out['fits'] else 'no'}   largest context that fits: {out['max_ctx']}")
+    advice = out.get("advice") or []
+    if isinstance(advice, list) and advice:
+        print("what would help (MiB saved on the fullest GPU):")
+        for a in advice:
+            print(f"  - {a['change']}: {a['saves_mib']:.0f} MiB{'  (then fits)' if a['fits'] else ''}")
