@@ -82,6 +82,7 @@ class LibraryIndex:
         """`path` None keeps the index in memory (tests, `rigdeck show`)."""
         self.path = path
         self._lock = threading.Lock()
+        self._closed = False
         self._db = self._open()
 
     def _open(self) -> sqlite3.Connection:
@@ -152,6 +153,10 @@ class LibraryIndex:
             self._db.commit()
 
     def close(self) -> None:
+        """Commit and close; closing twice is harmless."""
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
             self._db.commit()
             self._db.close()

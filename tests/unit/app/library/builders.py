@@ -202,7 +202,11 @@ def safetensors_bytes(
     for name, (dtype, dims) in tensors.items():
         count = int(np.prod(dims)) if dims else 1
         nbytes = count * DTYPE_BYTES[dtype]
-        header[name] = {"dtype": dtype, "shape": list(dims), "data_offsets": [offset, offset + nbytes]}
+        header[name] = {
+            "dtype": dtype,
+            "shape": list(dims),
+            "data_offsets": [offset, offset + nbytes],
+        }
         offset += nbytes
     raw = json.dumps(header).encode()
     raw += b" " * (-len(raw) % 8)
@@ -398,7 +402,11 @@ def add_to_ollama(root: Path, name: str, tag: str, gguf: Path, adapter: Path | N
     if adapter is not None:
         layers.append(_ollama_blob(root, adapter, "application/vnd.ollama.image.adapter"))
     layers.append(
-        {"mediaType": "application/vnd.ollama.image.template", "digest": "sha256:" + "0" * 64, "size": 0}
+        {
+            "mediaType": "application/vnd.ollama.image.template",
+            "digest": "sha256:" + "0" * 64,
+            "size": 0,
+        }
     )
     manifest = root / "manifests" / "registry.ollama.ai" / "library" / name / tag
     manifest.parent.mkdir(parents=True, exist_ok=True)

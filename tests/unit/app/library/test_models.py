@@ -20,7 +20,16 @@ from tests.unit.app.library.builders import (
     write_peft,
 )
 
-MOE = Shape(arch="qwen3moe", layers=2, hidden=64, heads=4, kv_heads=2, experts=8, experts_used=2, expert_ffn=32)
+MOE = Shape(
+    arch="qwen3moe",
+    layers=2,
+    hidden=64,
+    heads=4,
+    kv_heads=2,
+    experts=8,
+    experts_used=2,
+    expert_ffn=32,
+)
 
 
 def _model(path: Path) -> Model:
@@ -38,34 +47,45 @@ def _adapter(path: Path) -> Adapter:
 
 
 def test_gguf_dense_model_fields(tmp_path: Path) -> None:
-    path = write_gguf(tmp_path / "m.gguf", Shape(layers=3, hidden=64, heads=4, kv_heads=2, vocab=300))
+    path = write_gguf(
+        tmp_path / "m.gguf", Shape(layers=3, hidden=64, heads=4, kv_heads=2, vocab=300)
+    )
 
     model = _model(path)
 
     assert (model.format, model.architecture, model.name) == ("gguf", "qwen3", "tiny-qwen3")
-    assert (model.layers, model.hidden_size, model.heads, model.kv_heads, model.head_dim) == (3, 64, 4, 2, 16)
+    assert (model.layers, model.hidden_size, model.heads, model.kv_heads, model.head_dim) == (
+        3,
+        64,
+        4,
+        2,
+        16,
+    )
     assert (model.experts, model.experts_used) == (None, None)
     assert model.context_length == 4096
     assert model.vocab_size == 300
     assert model.size_bytes == path.stat().st_size
     assert model.params_total == model.params_active
-    # 2 × vocab×hidden embeddings + per layer (q,k,v,o + 3 ffn + 2 norms) + final norm
+    # 2 vocab-by-hidden embeddings + per layer (q,k,v,o + 3 ffn + 2 norms) + final norm
     per_layer = 64 * 64 + 2 * 64 * 32 + 64 * 64 + 3 * 64 * 128 + 2 * 64
     assert model.params_total == 2 * 300 * 64 + 64 + 3 * per_layer
     assert model.quantization is not None
     assert model.quantization["file_type"] == "F16"
     assert set(model.quantization["tensor_types"]) == {"F16", "F32"}
-    assert model.chat_template and model.thinking_switch
+    assert model.chat_template
+    assert model.thinking_switch
     assert model.complete
-    assert model.rope_scaling is None and model.sliding_window is None
+    assert model.rope_scaling is None
+    assert model.sliding_window is None
 
 
 def test_gguf_moe_active_parameters(tmp_path: Path) -> None:
     model = _model(write_gguf(tmp_path / "moe.gguf", MOE))
 
     assert (model.experts, model.experts_used) == (8, 2)
-    expert_params = 2 * 3 * 8 * 32 * 64  # layers × (gate, up, down) × experts × ffn × hidden
-    assert model.params_total is not None and model.params_active is not None
+    expert_params = 2 * 3 * 8 * 32 * 64  # layers, (gate, up, down), experts, ffn, hidden
+    assert model.params_total is not None
+    assert model.params_active is not None
     assert model.params_total - model.params_active == expert_params * 6 // 8
 
 
@@ -81,20 +101,26 @@ def test_gguf_rope_scaling_sliding_window_and_per_layer_kv(tmp_path: Path) -> No
 
     assert model.rope_scaling == {"type": "linear", "factor": 8.0, "original_context": 8192}
     assert model.sliding_window == 512
-    assert model.chat_template and not model.thinking_switch
+    assert model.chat_template
+    assert not model.thinking_switch
 
 
 def test_gguf_header_only_model_is_incomplete(tmp_path: Path) -> None:
-    model = _model(write_gguf(tmp_path / "h.gguf", header_only=True, quant=gguf.GGMLQuantizationType.Q8_0))
+    model = _model(
+        write_gguf(tmp_path / "h.gguf", header_only=True, quant=gguf.GGMLQuantizationType.Q8_0)
+    )
 
     assert not model.complete
     assert model.quantization is not None
-    assert model.quantization["tensor_types"]["Q8_0"]["tensors"] == 2 + 2 * 7  # embd, output, layers
+    assert (
+        model.quantization["tensor_types"]["Q8_0"]["tensors"] == 2 + 2 * 7
+    )  # embd, output, layers
 
 
 def test_gguf_without_template(tmp_path: Path) -> None:
     model = _model(write_gguf(tmp_path / "m.gguf", template=None))
-    assert not model.chat_template and not model.thinking_switch
+    assert not model.chat_template
+    assert not model.thinking_switch
 
 
 def test_split_gguf_is_one_model(tmp_path: Path) -> None:
@@ -114,12 +140,20 @@ def test_hf_folder_fields(tmp_path: Path) -> None:
     model = _model(folder)
 
     assert (model.format, model.architecture, model.name) == ("safetensors", "qwen3", "Qwen3-Tiny")
-    assert (model.layers, model.hidden_size, model.heads, model.kv_heads, model.head_dim) == (3, 64, 4, 2, 16)
-    assert model.context_length == 4096 and model.vocab_size == 256
+    assert (model.layers, model.hidden_size, model.heads, model.kv_heads, model.head_dim) == (
+        3,
+        64,
+        4,
+        2,
+        16,
+    )
+    assert model.context_length == 4096
+    assert model.vocab_size == 256
     assert model.quantization is not None
     assert model.quantization["method"] is None
     assert list(model.quantization["tensor_types"]) == ["BF16"]
-    assert model.chat_template and model.thinking_switch
+    assert model.chat_template
+    assert model.thinking_switch
     assert model.size_bytes == sum(p.stat().st_size for p in folder.iterdir())
 
 
@@ -127,7 +161,8 @@ def test_hf_sharded_moe_and_a_missing_shard(tmp_path: Path) -> None:
     folder = write_hf_model(tmp_path / "moe", HfModel(shape=MOE, shards=3))
     model = _model(folder)
     assert (model.experts, model.experts_used) == (8, 2)
-    assert model.params_total is not None and model.params_active is not None
+    assert model.params_total is not None
+    assert model.params_active is not None
     assert model.params_total - model.params_active == 2 * 3 * 8 * 32 * 64 * 6 // 8
     assert model.complete
 
@@ -141,7 +176,11 @@ def test_hf_sharded_moe_and_a_missing_shard(tmp_path: Path) -> None:
     [
         ({"quant_method": "gptq", "bits": 4, "group_size": 128}, "gptq", 4),
         ({"quant_method": "awq", "bits": 4}, "awq", 4),
-        ({"quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}, "bitsandbytes", 4),
+        (
+            {"quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_quant_type": "nf4"},
+            "bitsandbytes",
+            4,
+        ),
         ({"quant_method": "fp8", "fmt": "e4m3"}, "fp8", 8),
     ],
 )
@@ -159,7 +198,11 @@ def test_hf_quantized_models_count_unpacked_parameters(
 
 def test_hf_rope_scaling_sliding_window_and_text_config(tmp_path: Path) -> None:
     extra = {
-        "rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768},
+        "rope_scaling": {
+            "rope_type": "yarn",
+            "factor": 4.0,
+            "original_max_position_embeddings": 32768,
+        },
         "sliding_window": 4096,
         "use_sliding_window": True,
         "text_config": {"num_hidden_layers": 2, "vocab_size": 262144},
@@ -173,14 +216,16 @@ def test_hf_rope_scaling_sliding_window_and_text_config(tmp_path: Path) -> None:
 
 def test_hf_sliding_window_off_and_template_file(tmp_path: Path) -> None:
     folder = write_hf_model(
-        tmp_path / "m", HfModel(template=None, extra_config={"sliding_window": 4096, "use_sliding_window": False})
+        tmp_path / "m",
+        HfModel(template=None, extra_config={"sliding_window": 4096, "use_sliding_window": False}),
     )
     (folder / "chat_template.jinja").write_text("{% if enable_thinking %}<think>{% endif %}")
 
     model = _model(folder)
 
     assert model.sliding_window is None
-    assert model.chat_template and model.thinking_switch
+    assert model.chat_template
+    assert model.thinking_switch
 
 
 @pytest.mark.parametrize(
@@ -203,7 +248,9 @@ def test_hf_bad_json_files(tmp_path: Path, name: str, content: str, reason: str)
 
 
 def test_peft_adapter_fields(tmp_path: Path) -> None:
-    folder = write_peft(tmp_path / "role-lora", rank=16, alpha=32, modules=("q_proj", "k_proj", "down_proj"))
+    folder = write_peft(
+        tmp_path / "role-lora", rank=16, alpha=32, modules=("q_proj", "k_proj", "down_proj")
+    )
 
     adapter = _adapter(folder)
 
@@ -213,7 +260,8 @@ def test_peft_adapter_fields(tmp_path: Path) -> None:
     assert (adapter.layers, adapter.hidden_size) == (2, 64)
     assert adapter.size_bytes == sum(p.stat().st_size for p in folder.iterdir())
     data = adapter.to_json()
-    assert data["kind"] == "adapter" and data["target_modules"] == ["down_proj", "k_proj", "q_proj"]
+    assert data["kind"] == "adapter"
+    assert data["target_modules"] == ["down_proj", "k_proj", "q_proj"]
 
 
 def test_peft_with_only_a_pickle_has_unknown_shapes(tmp_path: Path) -> None:
@@ -222,7 +270,8 @@ def test_peft_with_only_a_pickle_has_unknown_shapes(tmp_path: Path) -> None:
 
     adapter = _adapter(folder)
 
-    assert adapter.rank == 8 and adapter.linear_shapes == {}
+    assert adapter.rank == 8
+    assert adapter.linear_shapes == {}
     model = _model(write_gguf(tmp_path / "m.gguf"))
     assert check_compatibility(adapter, model).fits is None
 
@@ -239,7 +288,9 @@ def test_peft_not_lora_and_no_weights(tmp_path: Path) -> None:
 
 
 def test_gguf_lora_fields(tmp_path: Path) -> None:
-    adapter = _adapter(write_gguf_lora(tmp_path / "a.gguf", rank=4, alpha=8, modules=("attn_q", "ffn_down")))
+    adapter = _adapter(
+        write_gguf_lora(tmp_path / "a.gguf", rank=4, alpha=8, modules=("attn_q", "ffn_down"))
+    )
 
     assert (adapter.format, adapter.rank, adapter.alpha) == ("gguf-lora", 4, 8.0)
     assert adapter.target_modules == ("down_proj", "q_proj")
@@ -274,7 +325,10 @@ def test_adapter_with_more_layers_does_not_fit(tmp_path: Path) -> None:
 
     verdict = check_compatibility(adapter, model)
 
-    assert (verdict.fits, verdict.reason) == (False, "the adapter targets layer 3; the model has 2 layers")
+    assert (verdict.fits, verdict.reason) == (
+        False,
+        "the adapter targets layer 3; the model has 2 layers",
+    )
 
 
 def test_same_width_different_heads_is_caught_by_shapes(tmp_path: Path) -> None:
@@ -294,7 +348,10 @@ def test_adapter_targeting_a_projection_the_model_lacks(tmp_path: Path) -> None:
 
     verdict = check_compatibility(adapter, model)
 
-    assert (verdict.fits, verdict.reason) == (False, "the model has no gate_proj in layer 0, gate_proj in layer 1")
+    assert (verdict.fits, verdict.reason) == (
+        False,
+        "the model has no gate_proj in layer 0, gate_proj in layer 1",
+    )
 
 
 def test_compatibility_with_wrong_kinds_or_bad_entries(tmp_path: Path) -> None:
@@ -305,7 +362,9 @@ def test_compatibility_with_wrong_kinds_or_bad_entries(tmp_path: Path) -> None:
 
     assert check_compatibility(model, model).fits is None
     assert check_compatibility(adapter, adapter).reason.endswith("is an adapter, not a model")
-    assert check_compatibility(adapter, load_entry(bad)).reason.startswith("the model could not be read")
+    assert check_compatibility(adapter, load_entry(bad)).reason.startswith(
+        "the model could not be read"
+    )
 
 
 # ---------------------------------------------------------------- loader and JSON
@@ -338,7 +397,9 @@ def test_load_model_for_the_fit_planner(tmp_path: Path) -> None:
         load_model(tmp_path / "bad.gguf")
 
 
-def test_loader_reasons_for_unreadable_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_loader_reasons_for_unreadable_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     link = tmp_path / "gone.gguf"
     link.symlink_to(tmp_path / "target.gguf")
     assert load_entry(link).error == f"broken symbolic link (points to {tmp_path / 'target.gguf'})"

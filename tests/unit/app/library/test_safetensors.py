@@ -25,7 +25,9 @@ def test_reads_dtypes_shapes_and_metadata(tmp_path: Path) -> None:
 
 
 def test_cut_data_is_incomplete_not_an_error(tmp_path: Path) -> None:
-    header = read_safetensors_header(write_safetensors(tmp_path / "m.safetensors", TENSORS, cut_data=10))
+    header = read_safetensors_header(
+        write_safetensors(tmp_path / "m.safetensors", TENSORS, cut_data=10)
+    )
 
     assert not header.complete
     assert len(header.tensors) == 2
@@ -46,10 +48,26 @@ def _raw(tmp_path: Path, header: bytes, *, length: int | None = None, data: byte
         (b"{not json", None, r"header is not valid JSON"),
         (b'{"a": "\xff"}', None, r"header is not valid UTF-8 \(byte 7\)"),
         (b"[1, 2]", None, r"header is a JSON list, not an object"),
-        (b'{"x": {"dtype": "Q9", "shape": [1], "data_offsets": [0, 1]}}', None, r"tensor 'x': unknown dtype 'Q9'"),
-        (b'{"x": {"dtype": "F16", "shape": [-1], "data_offsets": [0, 2]}}', None, r"tensor 'x': invalid shape"),
-        (b'{"x": {"dtype": "F16", "shape": [2], "data_offsets": [4, 0]}}', None, r"invalid data_offsets"),
-        (b'{"x": {"dtype": "F16", "shape": [3], "data_offsets": [0, 4]}}', None, r"4 bytes of data for shape \[3\] of F16, which needs 6"),
+        (
+            b'{"x": {"dtype": "Q9", "shape": [1], "data_offsets": [0, 1]}}',
+            None,
+            r"tensor 'x': unknown dtype 'Q9'",
+        ),
+        (
+            b'{"x": {"dtype": "F16", "shape": [-1], "data_offsets": [0, 2]}}',
+            None,
+            r"tensor 'x': invalid shape",
+        ),
+        (
+            b'{"x": {"dtype": "F16", "shape": [2], "data_offsets": [4, 0]}}',
+            None,
+            r"invalid data_offsets",
+        ),
+        (
+            b'{"x": {"dtype": "F16", "shape": [3], "data_offsets": [0, 4]}}',
+            None,
+            r"4 bytes of data for shape \[3\] of F16, which needs 6",
+        ),
         (b'{"__metadata__": {"a": 1}}', None, r"__metadata__ is not a mapping of strings"),
     ],
 )
@@ -70,4 +88,3 @@ def test_deeply_nested_json_is_an_error_not_a_crash(tmp_path: Path) -> None:
     deep = b"[" * 100_000 + b"]" * 100_000
     with pytest.raises(SafetensorsError, match=r"not valid JSON|JSON list"):
         read_safetensors_header(_raw(tmp_path, deep))
-
