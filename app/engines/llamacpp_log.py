@@ -19,10 +19,11 @@ _BUFFER = re.compile(
     r"(?P<buft>[A-Za-z0-9_]+)\s+(?P<kind>model|KV|compute|output|RS)\s+buffer size\s*=\s*"
     r"(?P<mib>[0-9]+(?:\.[0-9]+)?)\s*MiB"
 )
-_KV_SUMMARY = re.compile(r"llama_kv_cache: size =\s*(?P<mib>[0-9.]+) MiB \(\s*(?P<cells>\d+) cells,\s*(?P<layers>\d+) layers")
-_BREAKDOWN = re.compile(
-    r"\|\s*-\s*(?P<name>[^|]+?)\s*\|\s*(?P<cols>[0-9 =+\-]+?)\s*\|"
+_KV_SUMMARY = re.compile(
+    r"llama_kv_cache: size =\s*(?P<mib>[0-9.]+) MiB "
+    r"\(\s*(?P<cells>\d+) cells,\s*(?P<layers>\d+) layers"
 )
+_BREAKDOWN = re.compile(r"\|\s*-\s*(?P<name>[^|]+?)\s*\|\s*(?P<cols>[0-9 =+\-]+?)\s*\|")
 _LOADING_DONE = re.compile(r"server is listening|listening on http|all slots are idle|model loaded")
 
 KINDS = ("model", "KV", "compute", "output")
@@ -43,8 +44,13 @@ class BufferReport:
     ready: bool = False
 
     def by_kind(self, kind: str) -> dict[str, float]:
-        return {"model": self.model, "KV": self.kv, "kv": self.kv, "compute": self.compute,
-                "output": self.output}[kind]
+        return {
+            "model": self.model,
+            "KV": self.kv,
+            "kv": self.kv,
+            "compute": self.compute,
+            "output": self.output,
+        }[kind]
 
     def total(self, kind: str, buft: str | None = None) -> float:
         """Sum of a kind over all buffer types, or one buffer type's value (0 if absent)."""
@@ -86,7 +92,9 @@ def parse_llama_log(lines: Iterable[str]) -> BufferReport:
             continue
         s = _KV_SUMMARY.search(line)
         if s:
-            report.kv_caches.append((float(s.group("mib")), int(s.group("cells")), int(s.group("layers"))))
+            report.kv_caches.append(
+                (float(s.group("mib")), int(s.group("cells")), int(s.group("layers")))
+            )
             continue
         b = _BREAKDOWN.search(line)
         if b and "memory breakdown" not in line:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -62,15 +61,26 @@ class CalibrationStore:
         out = []
         for r in raw if isinstance(raw, list) else []:
             try:
-                out.append(CalibrationRecord(CalibrationKey(**r["key"]), float(r["estimated_mib"]),
-                                             float(r["measured_mib"]), dict(r.get("buffers", {})),
-                                             float(r.get("at", 0))))
+                out.append(
+                    CalibrationRecord(
+                        CalibrationKey(**r["key"]),
+                        float(r["estimated_mib"]),
+                        float(r["measured_mib"]),
+                        dict(r.get("buffers", {})),
+                        float(r.get("at", 0)),
+                    )
+                )
             except (KeyError, TypeError, ValueError):
                 continue
         return out
 
-    def record(self, key: CalibrationKey, estimated_mib: float, measured_mib: float,
-               report: BufferReport | None = None) -> CalibrationRecord:
+    def record(
+        self,
+        key: CalibrationKey,
+        estimated_mib: float,
+        measured_mib: float,
+        report: BufferReport | None = None,
+    ) -> CalibrationRecord:
         """Add one observation; the oldest go once there are more than MAX_RECORDS."""
         buffers: dict[str, float] = {}
         if report is not None:
@@ -82,7 +92,7 @@ class CalibrationStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps([asdict(r) for r in records], indent=1), encoding="utf-8")
-        os.replace(tmp, self.path)
+        tmp.replace(self.path)
         return rec
 
     def residual_mib(self, key: CalibrationKey) -> float | None:

@@ -83,7 +83,7 @@ class Tensor:
 
 
 def ne4(*dims: int) -> tuple[int, int, int, int]:
-    """A 4-dim shape from 1–4 dims, padding with ones like ggml does."""
+    """A 4-dim shape from 1-4 dims, padding with ones like ggml does."""
     full = [*dims, 1, 1, 1, 1][:4]
     return (full[0], full[1], full[2], full[3])
 
@@ -243,7 +243,9 @@ class GraphAllocator:
         if t.op in INPLACE_OPS:
             for parent in t.src:
                 p = self._st(parent)
-                if not p.allocated and not (parent.view_src is not None and not _root(parent).external):
+                if not p.allocated and not (
+                    parent.view_src is not None and not _root(parent).external
+                ):
                     continue
                 if parent.is_output or (parent.view_src is not None and parent.view_src.is_output):
                     continue
@@ -285,7 +287,7 @@ class GraphAllocator:
         self.allocs[st.backend].free(st.offset, self.sizers[st.backend].alloc_size(t))
         st.allocated = False
 
-    def run(self, nodes: list[Tensor], leafs: list[Tensor]) -> dict[int, int]:
+    def run(self, nodes: list[Tensor], leafs: list[Tensor]) -> dict[int, int]:  # noqa: PLR0912 (mirrors ggml-alloc.c)
         """Allocate the whole graph; returns the buffer size per backend in bytes."""
         for leaf in leafs:
             self.allocate(leaf, _backend(leaf))
@@ -344,7 +346,9 @@ def _op_batch(t: Tensor) -> int:
     return t.nrows
 
 
-def schedule(graph: Graph, n_gpus: int, offload_gpu: int | None) -> tuple[list[Tensor], list[Tensor]]:
+def schedule(  # noqa: PLR0912, PLR0915 (mirrors ggml-backend.cpp)
+    graph: Graph, n_gpus: int, offload_gpu: int | None
+) -> tuple[list[Tensor], list[Tensor]]:
     """Assign backends like ggml_backend_sched_split_graph and insert cross-device copies.
 
     `offload_gpu` is the GPU that takes ops on host weights at large batch (op offload),
@@ -403,7 +407,11 @@ def schedule(graph: Graph, n_gpus: int, offload_gpu: int | None) -> tuple[list[T
             cur_backend = b
         new_src: list[Tensor] = []
         for s in t.src:
-            sb = _backend(_root(s)) if (s.view_src is not None and _root(s).external) else _backend(s)
+            sb = (
+                _backend(_root(s))
+                if (s.view_src is not None and _root(s).external)
+                else _backend(s)
+            )
             if sb != b:
                 key = (id(s), b)
                 cpy = copies.get(key)

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 CUDA_RUNTIME_OVERHEAD_MIB = 580.0
 """GPU memory of the CUDA context, the ggml-cuda kernels, cuBLAS and the memory pool after
 warm-up: not a buffer llama.cpp sizes, so not derivable from its sources. The design notes
-measured 400–600 MiB; calibration replaces it with the residual seen on the user's GPU."""
+measured 400-600 MiB; calibration replaces it with the residual seen on the user's GPU."""
 
 CUDA_ALIGN = 128
 CPU_ALIGN = 32
@@ -90,7 +90,11 @@ def _layer_devices(m: ModelInfo, plan: FitPlan) -> list[int]:
     act = min(ngl, n_all)
     weights = list(plan.tensor_split[:n_gpu]) if plan.tensor_split else []
     if not weights or not any(weights):
-        weights = [float(x) for x in plan.gpu_memory_mib[:n_gpu]] if len(plan.gpu_memory_mib) >= n_gpu else []
+        weights = (
+            [float(x) for x in plan.gpu_memory_mib[:n_gpu]]
+            if len(plan.gpu_memory_mib) >= n_gpu
+            else []
+        )
     if not weights:
         weights = [1.0] * n_gpu
     total = sum(weights)
@@ -116,7 +120,11 @@ def _tensor_device(name: str, devices: list[int], plan: FitPlan) -> int:
     ml = _LAYER.match(name)
     if ml:
         return devices[int(ml.group(1))]
-    if name.startswith("token_embd") or name.startswith("token_types") or name.startswith("position_embd"):
+    if (
+        name.startswith("token_embd")
+        or name.startswith("token_types")
+        or name.startswith("position_embd")
+    ):
         return CPU
     return devices[-1]
 
@@ -145,15 +153,25 @@ def _place_weights(header: HeaderLike, m: ModelInfo, plan: FitPlan, devices: lis
         ne = (*shape, 1, 1, 1, 1)[:4]
         type_name = str(gt.type_name).lower()
         dev = _tensor_device(gt.name, devices, plan)
-        t = Tensor(gt.name, (ne[0], ne[1], ne[2], ne[3]), type_name, external=True, weight=True,
-                   backend=dev)
+        t = Tensor(
+            gt.name,
+            (ne[0], ne[1], ne[2], ne[3]),
+            type_name,
+            external=True,
+            weight=True,
+            backend=dev,
+        )
         tensors[gt.name] = t
         if dev != CPU:
             gpu_bytes[dev] = gpu_bytes.get(dev, 0) + _cuda_alloc(t)
             continue
         nbytes = int(gt.nbytes)
-        if (type_name in REPACK_TYPES and ne[1] % 8 == 0 and not gt.name.startswith("token_embd")
-                and len(shape) >= 2):
+        if (
+            type_name in REPACK_TYPES
+            and ne[1] % 8 == 0
+            and not gt.name.startswith("token_embd")
+            and len(shape) >= 2
+        ):
             repack += _pad(nbytes, CPU_ALIGN)
             continue
         offset = int(gt.offset) + _part_base(header, gt)
@@ -162,7 +180,9 @@ def _place_weights(header: HeaderLike, m: ModelInfo, plan: FitPlan, devices: lis
         host_plain += _pad(nbytes, CPU_ALIGN)
     if "output.weight" not in tensors and devices[-1] != CPU and "token_embd.weight" in tensors:
         emb = tensors["token_embd.weight"]
-        dup = Tensor("output.weight", emb.ne, emb.type, external=True, weight=True, backend=devices[-1])
+        dup = Tensor(
+            "output.weight", emb.ne, emb.type, external=True, weight=True, backend=devices[-1]
+        )
         tensors["output.weight"] = dup
         gpu_bytes[devices[-1]] = gpu_bytes.get(devices[-1], 0) + _cuda_alloc(dup)
     mapped = (last - first) if (plan.mmap and first is not None) else host_plain
@@ -174,16 +194,28 @@ def _part_base(header: HeaderLike, gt: object) -> int:
     return int(part) << 40  # parts never share a mapping range
 
 
-def _kv(m: ModelInfo, plan: FitPlan, shape: Shape, devices: list[int]) -> tuple[dict[int, int], dict[tuple[int, str], Tensor]]:
+def _kv(
+    m: ModelInfo, plan: FitPlan, shape: Shape, devices: list[int]
+) -> tuple[dict[int, int], dict[tuple[int, str], Tensor]]:
     per_dev: dict[int, int] = {}
     tensors: dict[tuple[int, str], Tensor] = {}
     for il in range(m.n_layer):
         cells = shape.kv_cells_swa if m.swa_layers[il] else shape.kv_cells
         dev = devices[il]
-        k = Tensor(f"cache_k_l{il}", (m.n_embd_k_gqa(il), cells, shape.n_stream, 1), plan.cache_type_k,
-                   external=True, backend=dev)
-        v = Tensor(f"cache_v_l{il}", (m.n_embd_v_gqa(il), cells, shape.n_stream, 1), plan.cache_type_v,
-                   external=True, backend=dev)
+        k = Tensor(
+            f"cache_k_l{il}",
+            (m.n_embd_k_gqa(il), cells, shape.n_stream, 1),
+            plan.cache_type_k,
+            external=True,
+            backend=dev,
+        )
+        v = Tensor(
+            f"cache_v_l{il}",
+            (m.n_embd_v_gqa(il), cells, shape.n_stream, 1),
+            plan.cache_type_v,
+            external=True,
+            backend=dev,
+        )
         tensors[(il, "k")] = k
         tensors[(il, "v")] = v
         align = CPU_ALIGN if dev == CPU else CUDA_ALIGN
@@ -191,8 +223,14 @@ def _kv(m: ModelInfo, plan: FitPlan, shape: Shape, devices: list[int]) -> tuple[
     return per_dev, tensors
 
 
-def _compute(m: ModelInfo, plan: FitPlan, shape: Shape, weights: dict[str, Tensor],
-             kv: dict[tuple[int, str], Tensor], n_gpus: int) -> dict[int, int]:
+def _compute(  # noqa: PLR0917
+    m: ModelInfo,
+    plan: FitPlan,
+    shape: Shape,
+    weights: dict[str, Tensor],
+    kv: dict[tuple[int, str], Tensor],
+    n_gpus: int,
+) -> dict[int, int]:
     n_seqs = shape.n_seq
     n_tokens = min(shape.n_ctx, shape.n_ubatch)
     if n_tokens % n_seqs:
@@ -213,11 +251,13 @@ def _compute(m: ModelInfo, plan: FitPlan, shape: Shape, weights: dict[str, Tenso
         attn_rot_v=quant_v and m.head_v % 64 == 0,
         n_expert_used=plan.experts or m.n_expert_used,
     )
-    fresh = {k: Tensor(t.name, t.ne, t.type, external=True, weight=True, backend=t.backend)
-             for k, t in weights.items()}
+    fresh = {
+        k: Tensor(t.name, t.ne, t.type, external=True, weight=True, backend=t.backend)
+        for k, t in weights.items()
+    }
     graph = build_graph(m, params, fresh.get, lambda il, which: kv[(il, which)])
     nodes, leafs = schedule(graph, n_gpus, 0 if n_gpus else None)
-    alignments = {CPU: CPU_ALIGN, **{g: CUDA_ALIGN for g in range(n_gpus)}}
+    alignments = {CPU: CPU_ALIGN, **dict.fromkeys(range(n_gpus), CUDA_ALIGN)}
     sizers = {CPU: Sizer(cuda=False), **{g: Sizer(cuda=True) for g in range(n_gpus)}}
     return GraphAllocator(alignments, sizers).run(nodes, leafs)
 
@@ -246,7 +286,11 @@ def estimate_llamacpp(header: HeaderLike, plan: FitPlan) -> Estimate:
         d.kv_mib = kv_bytes.get(g, 0) / MIB
         d.compute_mib = compute.get(g, 0) / MIB
         d.overhead_mib = CUDA_RUNTIME_OVERHEAD_MIB
-        d.buffers = {f"model:{name}": d.weights_mib, f"kv:{name}": d.kv_mib, f"compute:{name}": d.compute_mib}
+        d.buffers = {
+            f"model:{name}": d.weights_mib,
+            f"kv:{name}": d.kv_mib,
+            f"compute:{name}": d.compute_mib,
+        }
         gpus.append(d)
     host_name = "CUDA_Host" if n_gpus else "CPU"
     host = DeviceMemory(name="host")
@@ -273,13 +317,16 @@ def _check_plan(m: ModelInfo, plan: FitPlan) -> None:
         except ValueError:
             raise UserError(f"unknown KV cache type {t!r} (f16, bf16, q8_0, q4_0, …)") from None
     if not plan.flash_attn and ggml_type(plan.cache_type_v).block_size > 1:
-        raise UserError("a quantised V cache needs flash attention: use --flash-attn on or "
-                        "--cache-type-v f16")
+        raise UserError(
+            "a quantised V cache needs flash attention: use --flash-attn on or --cache-type-v f16"
+        )
     for t, head in ((plan.cache_type_k, m.head_k), (plan.cache_type_v, m.head_v)):
         block = ggml_type(t).block_size
         if head % block:
-            raise UserError(f"KV cache type {t} stores blocks of {block} values, which do not "
-                            f"divide this model's head size {head}; use f16 or bf16")
+            raise UserError(
+                f"KV cache type {t} stores blocks of {block} values, which do not "
+                f"divide this model's head size {head}; use f16 or bf16"
+            )
     if plan.ubatch < 1 or plan.batch < 1 or plan.ctx < 0:
         raise UserError("batch, ubatch and context must be positive")
     if plan.experts is not None and m.n_expert and not 1 <= plan.experts <= m.n_expert:
@@ -288,8 +335,11 @@ def _check_plan(m: ModelInfo, plan: FitPlan) -> None:
 
 def kv_bytes_per_cell(m: ModelInfo, type_k: str, type_v: str) -> int:
     """Bytes one context position costs across all full-attention layers."""
-    return sum(row_bytes(type_k, m.n_embd_k_gqa(il)) + row_bytes(type_v, m.n_embd_v_gqa(il))
-               for il in range(m.n_layer) if not m.swa_layers[il])
+    return sum(
+        row_bytes(type_k, m.n_embd_k_gqa(il)) + row_bytes(type_v, m.n_embd_v_gqa(il))
+        for il in range(m.n_layer)
+        if not m.swa_layers[il]
+    )
 
 
 def total_bytes(devs: Iterable[DeviceMemory]) -> float:

@@ -41,14 +41,23 @@ WeightFn = Callable[[str], Tensor | None]
 KvFn = Callable[[int, str], Tensor]
 
 
-def _new(name: str, ne: tuple[int, int, int, int], op: str, src: list[Tensor], type_: str = "f32",
-         view_of: Tensor | None = None, contiguous: bool = True) -> Tensor:
+def _new(  # noqa: PLR0917 (a ggml op: name, shape, op, sources, type, view)
+    name: str,
+    ne: tuple[int, int, int, int],
+    op: str,
+    src: list[Tensor],
+    type_: str = "f32",
+    view_of: Tensor | None = None,
+    contiguous: bool = True,
+) -> Tensor:
     t = Tensor(name, ne, type_, op=op, src=src, contiguous=contiguous)
     t.view_src = view_of
     return t
 
 
-def _view(a: Tensor, ne: tuple[int, int, int, int], contiguous: bool = True, op: str = "view") -> Tensor:
+def _view(
+    a: Tensor, ne: tuple[int, int, int, int], contiguous: bool = True, op: str = "view"
+) -> Tensor:
     root = a.view_src if a.view_src is not None else a
     return _new(f"{a.name}(view)", ne, op, [a], a.type, view_of=root, contiguous=contiguous)
 
@@ -82,16 +91,20 @@ class _Builder:
         mask_type = "f16" if p.flash_attn else "f32"
         per = p.n_tokens // p.n_stream
         self.k_idxs = Tensor("k_idxs", ne4(p.n_tokens), "i64", is_input=True)
-        v_idx_n = p.n_tokens if p.flash_attn else p.n_tokens * max(
-            m.n_embd_v_gqa(il) for il in range(m.n_layer))
+        v_idx_n = (
+            p.n_tokens
+            if p.flash_attn
+            else p.n_tokens * max(m.n_embd_v_gqa(il) for il in range(m.n_layer))
+        )
         self.v_idxs = Tensor("v_idxs", ne4(v_idx_n), "i64", is_input=True)
         self.mask = Tensor("kq_mask", ne4(p.n_kv, per, 1, p.n_stream), mask_type, is_input=True)
         self.mask_swa: Tensor | None = None
         if any(m.swa_layers):
             self.k_idxs_swa = Tensor("k_idxs_swa", ne4(p.n_tokens), "i64", is_input=True)
             self.v_idxs_swa = Tensor("v_idxs_swa", self.v_idxs.ne, "i64", is_input=True)
-            self.mask_swa = Tensor("kq_mask_swa", ne4(p.n_kv_swa, per, 1, p.n_stream), mask_type,
-                                   is_input=True)
+            self.mask_swa = Tensor(
+                "kq_mask_swa", ne4(p.n_kv_swa, per, 1, p.n_stream), mask_type, is_input=True
+            )
         self.rot_k = self.rot_v = None
         if p.attn_rot_k:
             n = _rot_size(m.head_k)
@@ -125,7 +138,7 @@ class _Builder:
         out = _mul_mat(rot, r)
         return _view(out, x.ne)
 
-    def attention(self, il: int, cur: Tensor, scale_q: bool = False) -> Tensor:
+    def attention(self, il: int, cur: Tensor, scale_q: bool = False) -> Tensor:  # noqa: PLR0915
         m, p = self.m, self.p
         n_tok = p.n_tokens
         hk, hv = m.head_k_at(il), m.head_v_at(il)
@@ -155,10 +168,26 @@ class _Builder:
         v_idxs = self.v_idxs_swa if swa else self.v_idxs
         mask = self.mask_swa if swa and self.mask_swa is not None else self.mask
         kc, vc = self.kv(il, "k"), self.kv(il, "v")
-        self.g.expand(_new("set_rows", kc.ne, "set_rows", [kc, _view(k, ne4(hk * nkv, n_tok)), k_idxs],
-                           kc.type, view_of=kc))
-        self.g.expand(_new("set_rows", vc.ne, "set_rows", [vc, _view(v, ne4(hv * nkv, n_tok)), v_idxs],
-                           vc.type, view_of=vc))
+        self.g.expand(
+            _new(
+                "set_rows",
+                kc.ne,
+                "set_rows",
+                [kc, _view(k, ne4(hk * nkv, n_tok)), k_idxs],
+                kc.type,
+                view_of=kc,
+            )
+        )
+        self.g.expand(
+            _new(
+                "set_rows",
+                vc.ne,
+                "set_rows",
+                [vc, _view(v, ne4(hv * nkv, n_tok)), v_idxs],
+                vc.type,
+                view_of=vc,
+            )
+        )
         ns = p.n_stream
         n_kv = mask.ne[0]
         per = n_tok // ns
@@ -290,10 +319,18 @@ def build_graph(m: ModelInfo, p: GraphParams, weight: WeightFn, kv: KvFn) -> Gra
         if m.is_moe and weight(pre + "ffn_gate_inp.weight") is not None:
             cur = b.moe(il, cur)
             if weight(pre + "ffn_up_shexp.weight") is not None:
-                shared = _mul_mat(b._req(pre + "ffn_down_shexp.weight"), _new(
-                    "swiglu", ne4(b._req(pre + "ffn_up_shexp.weight").ne[1], cur.ne[1]), "glu",
-                    [_mul_mat(b._req(pre + "ffn_gate_shexp.weight"), cur),
-                     _mul_mat(b._req(pre + "ffn_up_shexp.weight"), cur)]))
+                shared = _mul_mat(
+                    b._req(pre + "ffn_down_shexp.weight"),
+                    _new(
+                        "swiglu",
+                        ne4(b._req(pre + "ffn_up_shexp.weight").ne[1], cur.ne[1]),
+                        "glu",
+                        [
+                            _mul_mat(b._req(pre + "ffn_gate_shexp.weight"), cur),
+                            _mul_mat(b._req(pre + "ffn_up_shexp.weight"), cur),
+                        ],
+                    ),
+                )
                 cur = _new("add", cur.ne, "add", [cur, shared])
         else:
             cur = b.ffn(il, cur, "geglu" if gemma else "swiglu")

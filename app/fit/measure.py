@@ -21,13 +21,41 @@ log = logging.getLogger(__name__)
 
 def server_args(binary: Path, model: Path, plan: FitPlan, port: int) -> list[str]:
     """llama-server's command line for `plan` (CPU-only when plan.device is "cpu")."""
-    args = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
-            "-c", str(plan.ctx), "-np", str(plan.n_slots), "-fa", "on" if plan.flash_attn else "off",
-            "-ctk", plan.cache_type_k, "-ctv", plan.cache_type_v, "-b", str(plan.batch),
-            "-ub", str(plan.ubatch), "-fit", "off", "-lv", "4", "-t", "2"]
+    args = [
+        str(binary),
+        "-m",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "-c",
+        str(plan.ctx),
+        "-np",
+        str(plan.n_slots),
+        "-fa",
+        "on" if plan.flash_attn else "off",
+        "-ctk",
+        plan.cache_type_k,
+        "-ctv",
+        plan.cache_type_v,
+        "-b",
+        str(plan.batch),
+        "-ub",
+        str(plan.ubatch),
+        "-fit",
+        "off",
+        "-lv",
+        "4",
+        "-t",
+        "2",
+    ]
     if plan.kv_unified is not None:
         args.append("-kvu" if plan.kv_unified else "-no-kvu")
-    args += ["-ngl", "0" if not plan.on_gpu else str(plan.gpu_layers if plan.gpu_layers is not None else 999)]
+    args += [
+        "-ngl",
+        "0" if not plan.on_gpu else str(plan.gpu_layers if plan.gpu_layers is not None else 999),
+    ]
     if plan.on_gpu and plan.n_cpu_moe:
         args += ["--n-cpu-moe", str(plan.n_cpu_moe)]
     if plan.experts is not None:
@@ -48,7 +76,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def measure_llama_server(binary: Path, model: Path, plan: FitPlan, timeout: float = 120.0) -> BufferReport:
+def measure_llama_server(
+    binary: Path, model: Path, plan: FitPlan, timeout: float = 120.0
+) -> BufferReport:
     """Run llama-server until it listens, stop it, and return its buffer lines."""
     args = server_args(binary, model, plan, _free_port())
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

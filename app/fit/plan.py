@@ -64,7 +64,9 @@ class DeviceMemory:
 
     @property
     def total_mib(self) -> float:
-        return self.weights_mib + self.kv_mib + self.compute_mib + self.output_mib + self.overhead_mib
+        return (
+            self.weights_mib + self.kv_mib + self.compute_mib + self.output_mib + self.overhead_mib
+        )
 
     def as_dict(self) -> dict[str, float | str]:
         return {

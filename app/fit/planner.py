@@ -47,8 +47,9 @@ def _peak(est: Estimate) -> float:
     return max((d.total_mib for d in est.devices), default=est.host.total_mib)
 
 
-def max_context(header: HeaderLike, plan: FitPlan, capacity: list[float], margin: float,
-                limit: int) -> int:
+def max_context(
+    header: HeaderLike, plan: FitPlan, capacity: list[float], margin: float, limit: int
+) -> int:
     """Largest context (a multiple of 256) that fits, by bisection; 0 if none does."""
     lo, hi = 0, max(limit // 256, 1)
     if _over(estimate_llamacpp(header, replace(plan, ctx=256)), capacity, margin) > 0:
@@ -63,8 +64,13 @@ def max_context(header: HeaderLike, plan: FitPlan, capacity: list[float], margin
     return lo * 256
 
 
-def plan_fit(header: HeaderLike, plan: FitPlan, capacity: list[float],
-             margin: float = DEFAULT_MARGIN_MIB, smaller_quants: list[Path] | None = None) -> FitResult:
+def plan_fit(
+    header: HeaderLike,
+    plan: FitPlan,
+    capacity: list[float],
+    margin: float = DEFAULT_MARGIN_MIB,
+    smaller_quants: list[Path] | None = None,
+) -> FitResult:
     """Estimate `plan`, say whether it fits `capacity` (MiB per GPU) and what would help."""
     from app.fit.model_info import model_info
 
@@ -84,25 +90,36 @@ def plan_fit(header: HeaderLike, plan: FitPlan, capacity: list[float],
             return
         saved = base - _peak(e)
         if saved > 1:
-            advice.append(Advice(change, saved, _over(e, capacity, margin) <= 0 if capacity else True))
+            advice.append(
+                Advice(change, saved, _over(e, capacity, margin) <= 0 if capacity else True)
+            )
 
     if plan.on_gpu:
         if not plan.flash_attn:
             consider("flash attention on (-fa on)", replace(plan, flash_attn=True))
         if plan.cache_type_k == "f16" or plan.cache_type_v == "f16":
             fa_plan = replace(plan, flash_attn=True)
-            consider("KV cache q8_0 (-ctk q8_0 -ctv q8_0, needs -fa on)",
-                     replace(fa_plan, cache_type_k="q8_0", cache_type_v="q8_0"))
+            consider(
+                "KV cache q8_0 (-ctk q8_0 -ctv q8_0, needs -fa on)",
+                replace(fa_plan, cache_type_k="q8_0", cache_type_v="q8_0"),
+            )
         if plan.n_slots > 1:
-            consider(f"fewer parallel slots (-np {plan.n_slots // 2})",
-                     replace(plan, parallel=plan.n_slots // 2))
+            consider(
+                f"fewer parallel slots (-np {plan.n_slots // 2})",
+                replace(plan, parallel=plan.n_slots // 2),
+            )
         if m.is_moe and not plan.cpu_moe_all:
             for n in sorted({max(1, m.n_layer // 4), max(1, m.n_layer // 2), m.n_layer}):
                 if n > plan.n_cpu_moe:
-                    consider(f"keep the experts of {n} layers in RAM (--n-cpu-moe {n})",
-                             replace(plan, n_cpu_moe=n))
+                    consider(
+                        f"keep the experts of {n} layers in RAM (--n-cpu-moe {n})",
+                        replace(plan, n_cpu_moe=n),
+                    )
         if plan.ubatch > 256:
-            consider("smaller micro-batch (-ub 256)", replace(plan, ubatch=256, batch=min(plan.batch, 2048)))
+            consider(
+                "smaller micro-batch (-ub 256)",
+                replace(plan, ubatch=256, batch=min(plan.batch, 2048)),
+            )
     for path in smaller_quants or []:
         from app.library.gguf import read_gguf_header
 
@@ -114,7 +131,12 @@ def plan_fit(header: HeaderLike, plan: FitPlan, capacity: list[float],
             continue
         saved = base - _peak(e)
         if saved > 1:
-            advice.append(Advice(f"a smaller quantisation: {path.name}", saved,
-                                 _over(e, capacity, margin) <= 0 if capacity else True))
+            advice.append(
+                Advice(
+                    f"a smaller quantisation: {path.name}",
+                    saved,
+                    _over(e, capacity, margin) <= 0 if capacity else True,
+                )
+            )
     advice.sort(key=lambda a: (not a.fits, -a.saves_mib))
     return FitResult(est, fits, best, advice)

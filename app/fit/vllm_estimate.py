@@ -1,6 +1,6 @@
 """Predict vLLM's memory split: weights per GPU, then the KV cache that the rest allows.
 
-vLLM takes `gpu_memory_utilization` × the GPU's memory as its budget, loads its weight
+vLLM takes `gpu_memory_utilization` x the GPU's memory as its budget, loads its weight
 shard, profiles one forward pass of `max_num_batched_tokens` for the activation peak, keeps
 room for CUDA graphs and the runtime, and turns the rest into KV cache blocks; its log then
 prints "GPU KV cache size: N tokens" and "Maximum concurrency for L tokens per request: X".
@@ -22,9 +22,29 @@ from app.fit.plan import MIB, DeviceMemory, Estimate
 
 log = logging.getLogger(__name__)
 
-DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I64": 8,
-               "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1, "float16": 2, "bfloat16": 2,
-               "float32": 4, "auto": 2, "fp8": 1, "int8": 1, "int4": 0.5, "awq": 0.5, "gptq": 0.5}
+DTYPE_BYTES = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+    "float16": 2,
+    "bfloat16": 2,
+    "float32": 4,
+    "auto": 2,
+    "fp8": 1,
+    "int8": 1,
+    "int4": 0.5,
+    "awq": 0.5,
+    "gptq": 0.5,
+}
 CUDA_RUNTIME_MIB = 580.0
 """The CUDA context and kernels outside PyTorch's allocator (see llamacpp_estimate)."""
 CUDA_GRAPHS_MIB = 512.0
@@ -81,7 +101,9 @@ def weight_bytes(folder: Path, config: dict[str, Any], dtype: str) -> int:
             total += int(end) - int(start)
     if total:
         return total
-    per = DTYPE_BYTES.get(dtype if dtype != "auto" else str(config.get("torch_dtype", "bfloat16")), 2)
+    per = DTYPE_BYTES.get(
+        dtype if dtype != "auto" else str(config.get("torch_dtype", "bfloat16")), 2
+    )
     return int(parameter_count(config) * per)
 
 
@@ -105,14 +127,18 @@ def parameter_count(config: dict[str, Any]) -> int:
 
 
 def kv_bytes_per_token(config: dict[str, Any], tp: int, kv_dtype: str, dtype: str) -> int:
-    """K and V of one token on one GPU: layers × KV heads per GPU × head dim × 2 × bytes."""
+    """K and V of one token on one GPU: layers x KV heads per GPU x head dim x 2 x bytes."""
     h = int(config["hidden_size"])
     heads = int(config["num_attention_heads"])
     kv = int(config.get("num_key_value_heads", heads))
     hd = int(config.get("head_dim") or h // heads)
     layers = int(config["num_hidden_layers"])
     kv_per_gpu = max(1, kv // tp)
-    base = kv_dtype if kv_dtype != "auto" else (dtype if dtype != "auto" else str(config.get("torch_dtype", "bfloat16")))
+    base = (
+        kv_dtype
+        if kv_dtype != "auto"
+        else (dtype if dtype != "auto" else str(config.get("torch_dtype", "bfloat16")))
+    )
     per = 1 if base.startswith("fp8") else int(DTYPE_BYTES.get(base, 2))
     return int(2 * layers * kv_per_gpu * hd * per)
 
@@ -130,7 +156,10 @@ def estimate_vllm(folder: Path, plan: VllmPlan) -> VllmEstimate:
     ff = int(config.get("moe_intermediate_size") or config.get("intermediate_size") or 4 * h)
     n_used = int(config.get("num_experts_per_tok") or 1)
     tokens = plan.max_num_batched_tokens
-    activation = tokens * (4 * h + 3 * ff * n_used // tp) * 2 + plan.max_num_seqs * int(config["vocab_size"]) * 4 // tp
+    activation = (
+        tokens * (4 * h + 3 * ff * n_used // tp) * 2
+        + plan.max_num_seqs * int(config["vocab_size"]) * 4 // tp
+    )
     budget = plan.gpu_memory_utilization * plan.gpu_memory_mib * MIB
     free = budget - weights - activation - (CUDA_RUNTIME_MIB + CUDA_GRAPHS_MIB) * MIB
     per_tok = kv_bytes_per_token(config, tp, plan.kv_cache_dtype, plan.dtype)
@@ -144,7 +173,9 @@ def estimate_vllm(folder: Path, plan: VllmPlan) -> VllmEstimate:
         d.compute_mib = activation / MIB
         d.overhead_mib = CUDA_RUNTIME_MIB + CUDA_GRAPHS_MIB
         gpus.append(d)
-    est = Estimate(engine="vllm", devices=gpus, host=DeviceMemory(name="host"), n_ctx=min(max_len, kv_tokens))
+    est = Estimate(
+        engine="vllm", devices=gpus, host=DeviceMemory(name="host"), n_ctx=min(max_len, kv_tokens)
+    )
     conc = kv_tokens / max_len if max_len else 0.0
     est.notes.append(f"GPU KV cache size: {kv_tokens:,} tokens")
     est.notes.append(f"Maximum concurrency for {max_len:,} tokens per request: {conc:.2f}x")

@@ -29,12 +29,30 @@ class Case:
 
 
 MODELS = {
-    "qwen3": TinyModelSpec(arch="qwen3", layers=2, hidden_size=64, heads=4, kv_heads=2,
-                           head_dim=16, ffn_size=128),
-    "qwen3-wide": TinyModelSpec(arch="qwen3", layers=3, hidden_size=256, heads=8, kv_heads=2,
-                                head_dim=64, ffn_size=768, weight_type="f16"),
-    "qwen3moe": TinyModelSpec(arch="qwen3moe", layers=2, hidden_size=128, heads=4, kv_heads=2,
-                              head_dim=32, experts=16, experts_used=4, expert_ffn_size=64),
+    "qwen3": TinyModelSpec(
+        arch="qwen3", layers=2, hidden_size=64, heads=4, kv_heads=2, head_dim=16, ffn_size=128
+    ),
+    "qwen3-wide": TinyModelSpec(
+        arch="qwen3",
+        layers=3,
+        hidden_size=256,
+        heads=8,
+        kv_heads=2,
+        head_dim=64,
+        ffn_size=768,
+        weight_type="f16",
+    ),
+    "qwen3moe": TinyModelSpec(
+        arch="qwen3moe",
+        layers=2,
+        hidden_size=128,
+        heads=4,
+        kv_heads=2,
+        head_dim=32,
+        experts=16,
+        experts_used=4,
+        expert_ffn_size=64,
+    ),
 }
 
 
@@ -51,13 +69,21 @@ CASES = [
     Case("qwen3-np3", "qwen3", _p(parallel=3, ctx=3000)),
     Case("wide-fa-off-2k", "qwen3-wide", _p(ctx=2048, flash_attn=False)),
     Case("wide-q4-k", "qwen3-wide", _p(ctx=2048, cache_type_k="q4_0", cache_type_v="f16")),
-    Case("wide-ub256-np2-unified", "qwen3-wide", _p(ctx=2048, parallel=2, kv_unified=True, ubatch=256)),
+    Case(
+        "wide-ub256-np2-unified",
+        "qwen3-wide",
+        _p(ctx=2048, parallel=2, kv_unified=True, ubatch=256),
+    ),
     Case("moe-fa-on", "qwen3moe", _p()),
     Case("moe-fa-off", "qwen3moe", _p(flash_attn=False, ctx=2048)),
     Case("moe-experts-1", "qwen3moe", _p(experts=1)),
     Case("moe-experts-16", "qwen3moe", _p(experts=16, ubatch=256)),
     Case("gemma-fa-off", "gemma", _p(ctx=2048, flash_attn=False)),
-    Case("gemma-fa-on-q8-np2", "gemma", _p(ctx=4096, parallel=2, cache_type_k="q8_0", cache_type_v="q8_0", ubatch=256)),
+    Case(
+        "gemma-fa-on-q8-np2",
+        "gemma",
+        _p(ctx=4096, parallel=2, cache_type_k="q8_0", cache_type_v="q8_0", ubatch=256),
+    ),
     Case("gemma-8k", "gemma", _p(ctx=8192)),
 ]
 
@@ -90,15 +116,18 @@ def model_path(key: str, folder: Path, gemma: Path | None) -> Path:
     return path
 
 
-def run_case(binary: Path, case: Case, folder: Path, gemma: Path | None) -> dict[str, tuple[float, float]]:
+def run_case(
+    binary: Path, case: Case, folder: Path, gemma: Path | None
+) -> dict[str, tuple[float, float]]:
     path = model_path(case.model, folder, gemma)
     est = estimate_llamacpp(read_gguf_header(path), case.plan)
     rep = measure_llama_server(binary, path, case.plan)
     return compare(est, rep)
 
 
-def test_estimate_matches_llama_server_buffers(llama_server_binary: Path, gemma_gguf: Path,
-                                               tmp_path: Path) -> None:
+def test_estimate_matches_llama_server_buffers(
+    llama_server_binary: Path, gemma_gguf: Path, tmp_path: Path
+) -> None:
     totals: list[float] = []
     failures: list[str] = []
     for case in CASES:

@@ -54,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
     mem = _ints(args.gpu_memory, "--gpu-memory")
     if mem and len(mem) not in (1, len(gpus)):
         raise UserError("--gpu-memory needs one value, or one per GPU in --gpus")
-    capacity = [float(x) for x in (mem * len(gpus) if len(mem) == 1 else mem)] or [float(DEFAULT_GPU_MIB)] * len(gpus)
+    capacity = [float(x) for x in (mem * len(gpus) if len(mem) == 1 else mem)] or [
+        float(DEFAULT_GPU_MIB)
+    ] * len(gpus)
     if args.engine == "vllm":
         return _run_vllm(args, path, capacity, gpus)
     if path.is_dir():
@@ -69,10 +71,18 @@ def run(args: argparse.Namespace) -> int:
     except (GgufError, OSError) as exc:
         raise UserError(f"{path}: not a readable GGUF file ({exc})") from None
     plan = FitPlan(
-        ctx=args.ctx, parallel=args.parallel, flash_attn=args.flash_attn == "on",
-        cache_type_k=args.cache_type_k.lower(), cache_type_v=args.cache_type_v.lower(),
-        batch=args.batch, ubatch=args.ubatch, experts=args.experts, device=args.device,
-        gpus=gpus, gpu_memory_mib=tuple(int(c) for c in capacity), gpu_layers=args.gpu_layers,
+        ctx=args.ctx,
+        parallel=args.parallel,
+        flash_attn=args.flash_attn == "on",
+        cache_type_k=args.cache_type_k.lower(),
+        cache_type_v=args.cache_type_v.lower(),
+        batch=args.batch,
+        ubatch=args.ubatch,
+        experts=args.experts,
+        device=args.device,
+        gpus=gpus,
+        gpu_memory_mib=tuple(int(c) for c in capacity),
+        gpu_layers=args.gpu_layers,
         n_cpu_moe=args.n_cpu_moe,
     )
     margin = DEFAULT_MARGIN_MIB if args.margin is None else args.margin
@@ -89,7 +99,9 @@ def run(args: argparse.Namespace) -> int:
     return 0 if res.fits else 1
 
 
-def _run_vllm(args: argparse.Namespace, path: Path, capacity: list[float], gpus: tuple[int, ...]) -> int:
+def _run_vllm(
+    args: argparse.Namespace, path: Path, capacity: list[float], gpus: tuple[int, ...]
+) -> int:
     from app.fit.vllm_estimate import VllmPlan, estimate_vllm
 
     if not path.is_dir():
@@ -98,9 +110,13 @@ def _run_vllm(args: argparse.Namespace, path: Path, capacity: list[float], gpus:
         raise UserError("--engine vllm needs --device cuda and at least one GPU")
     if not 0 < args.gpu_memory_utilization <= 1:
         raise UserError("--gpu-memory-utilization must be in (0, 1]")
-    plan = VllmPlan(tensor_parallel=len(gpus), gpu_memory_utilization=args.gpu_memory_utilization,
-                    gpu_memory_mib=min(capacity), max_model_len=args.ctx or None,
-                    max_num_seqs=max(args.parallel, 1))
+    plan = VllmPlan(
+        tensor_parallel=len(gpus),
+        gpu_memory_utilization=args.gpu_memory_utilization,
+        gpu_memory_mib=min(capacity),
+        max_model_len=args.ctx or None,
+        max_num_seqs=max(args.parallel, 1),
+    )
     v = estimate_vllm(path, plan)
     fits = v.kv_cache_tokens >= v.max_model_len
     out = {
@@ -120,20 +136,32 @@ def _run_vllm(args: argparse.Namespace, path: Path, capacity: list[float], gpus:
     return 0 if fits else 1
 
 
-def _print(args: argparse.Namespace, out: dict[str, object], devices: list[DeviceMemory],
-           host: DeviceMemory, capacity: list[float]) -> None:
+def _print(
+    args: argparse.Namespace,
+    out: dict[str, object],
+    devices: list[DeviceMemory],
+    host: DeviceMemory,
+    capacity: list[float],
+) -> None:
     if args.json:
         print(json.dumps(out))
         return
-    head = f"{'device':24s} {'weights':>9s} {'KV':>9s} {'compute':>9s} {'output':>8s} {'runtime':>8s} {'total':>9s} {'of':>8s}"
+    head = (
+        f"{'device':24s} {'weights':>9s} {'KV':>9s} {'compute':>9s} {'output':>8s} "
+        f"{'runtime':>8s} {'total':>9s} {'of':>8s}"
+    )
     print(head)
     for d, cap in [*zip(devices, capacity, strict=False), (host, None)]:
         of = f"{cap:8.0f}" if cap else f"{'':8s}"
-        print(f"{d.name:24s} {d.weights_mib:9.1f} {d.kv_mib:9.1f} {d.compute_mib:9.1f} "
-              f"{d.output_mib:8.1f} {d.overhead_mib:8.1f} {d.total_mib:9.1f} {of}")
+        print(
+            f"{d.name:24s} {d.weights_mib:9.1f} {d.kv_mib:9.1f} {d.compute_mib:9.1f} "
+            f"{d.output_mib:8.1f} {d.overhead_mib:8.1f} {d.total_mib:9.1f} {of}"
+        )
     print(f"fits: {'yes' if out['fits'] else 'no'}   largest context that fits: {out['max_ctx']}")
     advice = out.get("advice") or []
     if isinstance(advice, list) and advice:
         print("what would help (MiB saved on the fullest GPU):")
         for a in advice:
-            print(f"  - {a['change']}: {a['saves_mib']:.0f} MiB{'  (then fits)' if a['fits'] else ''}")
+            print(
+                f"  - {a['change']}: {a['saves_mib']:.0f} MiB{'  (then fits)' if a['fits'] else ''}"
+            )
