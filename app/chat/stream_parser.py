@@ -74,7 +74,7 @@ class ThinkTagSplitter:
             if lone_at >= 0 and (at < 0 or lone_at < at):
                 if lone_at:
                     pieces.append(Piece("answer", text[:lone_at]))
-                pieces.append(_LONE_CLOSE)
+                pieces.append(LONE_CLOSE)
                 self._closed = True
                 text = text[lone_at + len(CLOSE_TAG):]
                 continue
@@ -104,12 +104,12 @@ class ThinkTagSplitter:
         return [Piece("reasoning" if self._in_think else "answer", held)] if held else []
 
 
-_LONE_CLOSE = Piece("reasoning", "")
+LONE_CLOSE = Piece("reasoning", "")
 """Marker: everything answered so far was reasoning (a lone `</think>`)."""
 
 
 def is_lone_close(piece: Piece) -> bool:
-    return piece is _LONE_CLOSE
+    return piece is LONE_CLOSE
 
 
 @dataclass

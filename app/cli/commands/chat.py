@@ -1,0 +1,216 @@
+"""`rigdeck chat`: stream a reply from a backend to stdout, and list or export history.
+
+The answer goes to stdout, the thinking to stderr (or nowhere with --hide-reasoning), so
+`rigdeck chat "..." > answer.txt` keeps only the answer. Every exchange is stored in the
+chat history like the GUI's (unless --no-save).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from app.chat.client import ChatClient, Timeouts
+from app.chat.endpoints import EndpointStore
+from app.chat.export import write_jsonl, write_markdown
+from app.chat.history import HistoryStore
+from app.chat.session import ReplyRun, TurnSettings, build_request, detect_support
+from app.chat.stream_parser import Piece
+from app.errors import UserError
+from app.paths import AppPaths
+from app.presets.presets import PresetStore
+from app.presets.thinking import ThinkingMemory
+from app.secrets import SecretStore
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "chat", help="chat with a backend (streams to stdout); list or export history",
+        description="Send a prompt to an OpenAI-compatible server and stream the answer.")
+    parser.add_argument("prompt", nargs="?", help="the message to send ('-' reads stdin)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--backend", metavar="NAME", help="a saved endpoint by name")
+    where.add_argument("--url", help="a server's base URL, e.g. http://127.0.0.1:8080")
+    think = parser.add_mutually_exclusive_group()
+    think.add_argument("--think", dest="thinking", action="store_const", const=True,
+                       help="ask the model to think first")
+    think.add_argument("--no-think", dest="thinking", action="store_const", const=False,
+                       help="ask the model to answer without thinking")
+    parser.add_argument("--preset", help="a preset by name (Fast, Balanced, Deep, ...)")
+    parser.add_argument("--model", help="model name to send (vLLM and proxies want one)")
+    parser.add_argument("--max-tokens", type=int, metavar="N", help="longest answer")
+    parser.add_argument("--hide-reasoning", action="store_true",
+                        help="do not print the thinking (it is still stored)")
+    parser.add_argument("--conversation", type=int, metavar="ID",
+                        help="continue a stored conversation (or pick one to export)")
+    parser.add_argument("--no-save", action="store_true", help="keep nothing in history")
+    parser.add_argument("--timeout", type=float, default=300.0, metavar="S",
+                        help="longest silence from the server before giving up (default 300)")
+    parser.add_argument("--list", action="store_true", help="list stored conversations")
+    parser.add_argument("--search", metavar="TEXT", help="with --list: only those containing it")
+    parser.add_argument("--export", choices=("jsonl", "md"),
+                        help="export all conversations (or --conversation) to stdout or -o")
+    parser.add_argument("--reasoning", choices=("omit", "field", "inline"), default="omit",
+                        help="with --export jsonl: how to keep the thinking (default omit)")
+    parser.add_argument("-o", "--output", type=Path, help="file for --export")
+    parser.set_defaults(handler=run, thinking=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    paths: AppPaths = args.paths
+    if args.list:
+        return _list(paths, args.search or "")
+    if args.export:
+        return _export(paths, args)
+    if not args.prompt:
+        raise UserError("nothing to send: give a prompt, e.g. rigdeck chat --url "
+                        "http://127.0.0.1:8080 \"Hello\"")
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    return _chat(paths, args, prompt)
+
+
+def _endpoint(paths: AppPaths, args: argparse.Namespace) -> tuple[str, str, str | None]:
+    """(name, url, api key) of the server to talk to."""
+    endpoints = EndpointStore(paths.config / "endpoints.toml", SecretStore())
+    if args.url:
+        return args.url, args.url, None
+    if args.backend:
+        endpoint = endpoints.get(args.backend)
+        return endpoint.name, endpoint.url, endpoints.api_key(endpoint)
+    saved = endpoints.all()
+    if len(saved) == 1:
+        return saved[0].name, saved[0].url, endpoints.api_key(saved[0])
+    raise UserError("which server? Pass --url http://HOST:PORT or --backend NAME "
+                    f"(saved: {', '.join(e.name for e in saved) or 'none'})")
+
+
+def _chat(paths: AppPaths, args: argparse.Namespace, prompt: str) -> int:
+    name, url, api_key = _endpoint(paths, args)
+    preset = PresetStore(paths.config / "presets").get(args.preset) if args.preset else None
+    settings = TurnSettings(thinking=args.thinking, preset=preset, model=args.model,
+                            max_tokens=args.max_tokens)
+    store = HistoryStore(None) if args.no_save else HistoryStore.in_data_folder(
+        paths.data)
+    memory = ThinkingMemory(paths.data / "thinking_switch.json")
+    try:
+        client = ChatClient(url, api_key, Timeouts(read=args.timeout))
+    except ValueError as exc:
+        store.close()
+        raise UserError(f"{exc}: a server URL looks like http://127.0.0.1:8080") from None
+    try:
+        if args.conversation is not None:
+            if store.conversation(args.conversation) is None:
+                raise UserError(f"no stored conversation {args.conversation} "
+                                "(see rigdeck chat --list)")
+            conversation_id = args.conversation
+        else:
+            conversation_id = store.create_conversation(
+                _title(prompt), endpoint=name, model=args.model,
+                preset=preset.name if preset else None).id
+        store.add_message(conversation_id, "user", prompt)
+        support = detect_support(client, name, memory)
+        if args.thinking is not None and not support.available:
+            print(f"rigdeck: thinking switch not available: {support.reason}", file=sys.stderr)
+        request = build_request(store.messages(conversation_id), settings, support)
+        turn = ReplyRun(client, store, conversation_id, request, settings, endpoint=name,
+                        support=support, memory=memory)
+        printer = _Printer(sys.stdout, None if args.hide_reasoning else sys.stderr)
+        try:
+            result = turn.run(printer.piece)
+        except KeyboardInterrupt:
+            turn.cancel()
+            turn.writer.finish(state="stopped")
+            printer.end()
+            raise
+        printer.end()
+        reply = result.reply
+        if result.switch_ignored and result.message.error:
+            print(f"rigdeck: {result.message.error}", file=sys.stderr)
+        if reply.error:
+            code = 2 if not (reply.answer or reply.reasoning) else 1
+            raise UserError(reply.error, exit_code=code)
+        log.info("reply: %s tokens/s (%s), ttft %s s, finish %s", reply.tokens_per_s,
+                 reply.tokens_per_s_source, reply.ttft_s, reply.finish_reason)
+        return 0
+    finally:
+        client.close()
+        store.close()
+
+
+def _title(prompt: str) -> str:
+    line = " ".join(prompt.split())
+    return line[:60] + ("…" if len(line) > 60 else "") or "Untitled"
+
+
+class _Printer:
+    """Answer to stdout, thinking to stderr, flushed per piece so it streams."""
+
+    def __init__(self, out: TextIO, thinking: TextIO | None) -> None:
+        self.out = out
+        self.thinking = thinking
+        self._last: str | None = None
+        self._started = {"answer": False, "reasoning": False}
+
+    def piece(self, piece: Piece) -> None:
+        stream = self.out if piece.kind == "answer" else self.thinking
+        if stream is None or not piece.text:
+            return
+        text = piece.text
+        if not self._started[piece.kind]:
+            text = text.lstrip()
+            if not text:
+                return
+            self._started[piece.kind] = True
+        if self.thinking is not None and piece.kind == "answer" and self._last == "reasoning":
+            self.thinking.write("\n")
+            self.thinking.flush()
+        stream.write(text)
+        stream.flush()
+        self._last = piece.kind
+
+    def end(self) -> None:
+        if self._started["answer"]:
+            self.out.write("\n")
+            self.out.flush()
+        elif self._started["reasoning"] and self.thinking is not None:
+            self.thinking.write("\n")
+            self.thinking.flush()
+
+
+def _list(paths: AppPaths, search: str) -> int:
+    store = HistoryStore.in_data_folder(paths.data)
+    try:
+        for conversation in store.conversations(search):
+            count = len(store.messages(conversation.id))
+            print(f"{conversation.id:>5}  {conversation.title}  ({count} messages, "
+                  f"{conversation.endpoint or 'no endpoint'})")
+    finally:
+        store.close()
+    return 0
+
+
+def _export(paths: AppPaths, args: argparse.Namespace) -> int:
+    store = HistoryStore.in_data_folder(paths.data)
+    ids = [args.conversation] if args.conversation is not None else None
+    try:
+        if ids and store.conversation(ids[0]) is None:
+            raise UserError(f"no stored conversation {ids[0]} (see rigdeck chat --list)")
+        out: TextIO = (args.output.open("w", encoding="utf-8") if args.output
+                       else sys.stdout)
+        try:
+            if args.export == "jsonl":
+                count = write_jsonl(store, out, ids, reasoning=args.reasoning)
+            else:
+                count = write_markdown(store, out, ids)
+        finally:
+            if args.output:
+                out.close()
+        print(f"exported {count} conversation(s)", file=sys.stderr)
+    finally:
+        store.close()
+    return 0

@@ -1,0 +1,1 @@
+"""Named request + launch settings (think / no-think, sampling, context, experts)."""

@@ -1,0 +1,202 @@
+"""Named presets: request settings (thinking, sampling, output length, system prompt) and
+launch settings (context, batch, slots, experts, thinking budget), stored as TOML.
+
+Defaults ship in resources/presets/; the user's own (and edited copies of the defaults)
+live in <config>/presets/ and win by name. A default that is edited is saved to the user
+folder, so the shipped file is never touched and "reset" is deleting the user's copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+
+from app.errors import UserError
+from app.presets.thinking import sampling_for
+
+log = logging.getLogger(__name__)
+
+SAMPLING_KEYS = ("temperature", "top_p", "top_k", "min_p", "presence_penalty",
+                 "repeat_penalty")
+
+
+@dataclass(frozen=True)
+class RequestSettings:
+    """What goes into each request. Sampling left out follows the mode's recommendation."""
+
+    thinking: bool | None = None
+    sampling: dict[str, float | int] = field(default_factory=dict)
+    max_tokens: int | None = None
+    system_prompt: str | None = None
+
+    def effective_sampling(self, thinking: bool | None = None) -> dict[str, float | int]:
+        """Qwen's sampling for the mode in use (a per-message toggle wins), then overrides."""
+        mode = self.thinking if thinking is None else thinking
+        return sampling_for(mode, self.sampling)
+
+
+@dataclass(frozen=True)
+class LaunchSettings:
+    """What needs a (re)launch of the backend. `context` "max": the largest that fits."""
+
+    context: int | Literal["max"] | None = None
+    batch: int | None = None
+    ubatch: int | None = None
+    parallel: int | None = None
+    expert_count: int | None = None
+    reasoning_budget: int | None = None
+
+    def sized_to(self, max_context: int) -> LaunchSettings:
+        """This launch with the context clamped to what the fit planner says fits."""
+        if self.context == "max" or (isinstance(self.context, int)
+                                     and self.context > max_context):
+            context: int | Literal["max"] | None = max_context
+        else:
+            context = self.context
+        ubatch = self.ubatch
+        batch = self.batch
+        if isinstance(context, int) and batch is not None and batch > context:
+            batch = context
+        if batch is not None and ubatch is not None and ubatch > batch:
+            ubatch = batch
+        return replace(self, context=context, batch=batch, ubatch=ubatch)
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str = ""
+    request: RequestSettings = field(default_factory=RequestSettings)
+    launch: LaunchSettings = field(default_factory=LaunchSettings)
+    builtin: bool = False
+    """Shipped in resources/ (an edited default is saved as the user's copy)."""
+
+    def to_toml(self) -> str:
+        data: dict[str, Any] = {"name": self.name, "description": self.description}
+        request = {k: v for k, v in asdict(self.request).items() if v not in (None, {})}
+        launch = {k: v for k, v in asdict(self.launch).items() if v is not None}
+        if request:
+            data["request"] = request
+        if launch:
+            data["launch"] = launch
+        return tomli_w.dumps(data)
+
+
+class PresetError(UserError):
+    """A preset file that cannot be read or a name that cannot be used."""
+
+
+def preset_from_toml(text: str, *, builtin: bool = False, source: str = "") -> Preset:
+    """Parse one preset.
+
+    Raises:
+        PresetError: bad TOML, an unknown key or a value of the wrong type.
+    """
+    try:
+        data = tomllib.loads(text)
+        request = dict(data.get("request", {}))
+        sampling = {k: request.pop(k) for k in SAMPLING_KEYS if k in request}
+        sampling.update(request.pop("sampling", {}))
+        return Preset(
+            name=str(data["name"]),
+            description=str(data.get("description", "")),
+            request=_checked(RequestSettings(**request, sampling=sampling)),
+            launch=_checked(LaunchSettings(**data.get("launch", {}))),
+            builtin=builtin,
+        )
+    except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise PresetError(f"preset {source or '(text)'} cannot be read: {exc}") from exc
+
+
+def _checked(settings: Any) -> Any:
+    for name, value in asdict(settings).items():
+        if name == "thinking" and value is not None and not isinstance(value, bool):
+            raise ValueError("thinking must be true or false")
+        if name == "context" and value is not None and value != "max" and (
+                not isinstance(value, int) or value < 256):
+            raise ValueError(f"context must be an integer >= 256 or \"max\", not {value!r}")
+        if name in ("batch", "ubatch", "parallel", "expert_count", "max_tokens") and (
+                value is not None and (not isinstance(value, int) or value < 1)):
+            raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    return settings
+
+
+def _file_name(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    if not slug:
+        raise PresetError(f"a preset needs a name with letters or digits, not {name!r}")
+    return f"{slug}.toml"
+
+
+class PresetStore:
+    """The shipped presets overlaid with the user's."""
+
+    def __init__(self, user_folder: Path) -> None:
+        self.user_folder = user_folder
+        self.problems: list[str] = []
+
+    def _builtin(self) -> dict[str, Preset]:
+        found: dict[str, Preset] = {}
+        folder = resources.files("resources") / "presets"
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            if entry.name.endswith(".toml"):
+                preset = preset_from_toml(entry.read_text(encoding="utf-8"), builtin=True,
+                                          source=entry.name)
+                found[preset.name] = preset
+        return found
+
+    def all(self) -> dict[str, Preset]:
+        """Every preset by name: shipped ones first (in file order), then the user's."""
+        presets = self._builtin()
+        if self.user_folder.is_dir():
+            for path in sorted(self.user_folder.glob("*.toml")):
+                try:
+                    preset = preset_from_toml(path.read_text(encoding="utf-8"), source=str(path))
+                except (PresetError, OSError) as exc:
+                    self.problems.append(str(exc))
+                    log.warning("%s", exc)
+                    continue
+                shipped = presets.get(preset.name)
+                presets[preset.name] = replace(preset, builtin=shipped is not None)
+        return presets
+
+    def get(self, name: str) -> Preset:
+        """Raises PresetError if there is none of that name."""
+        try:
+            return self.all()[name]
+        except KeyError:
+            raise PresetError(f"no preset named {name!r} (known: "
+                              f"{', '.join(self.all())})") from None
+
+    def save(self, preset: Preset) -> Path:
+        """Write the preset to the user folder (an edited default becomes the user's copy)."""
+        self.user_folder.mkdir(parents=True, exist_ok=True)
+        path = self.user_folder / _file_name(preset.name)
+        path.write_text(preset.to_toml(), encoding="utf-8")
+        return path
+
+    def copy(self, name: str, new_name: str) -> Preset:
+        """A copy of preset `name` under `new_name`, saved.
+
+        Raises:
+            PresetError: no such preset, or `new_name` is taken.
+        """
+        if new_name in self.all():
+            raise PresetError(f"a preset named {new_name!r} already exists")
+        copied = replace(self.get(name), name=new_name, builtin=False)
+        self.save(copied)
+        return copied
+
+    def delete(self, name: str) -> None:
+        """Delete the user's preset (for an edited default: back to the shipped one)."""
+        path = self.user_folder / _file_name(name)
+        if not path.exists():
+            raise PresetError(f"{name!r} is not one of your presets")
+        path.unlink()
