@@ -45,7 +45,7 @@ def flatten(snapshot: Snapshot) -> dict[str, float | None]:
         prefix = gpu.key
         for field in GPU_FIELDS:
             values[f"{prefix}.{field}"] = getattr(gpu, field)
-        for backend, mib in gpu.vram_by_backend or ():
+        for backend, mib in snapshot.vram_by_backend.get(prefix, ()):
             values[f"{prefix}.vram.{backend}"] = mib
     host = snapshot.host
     if host is not None:

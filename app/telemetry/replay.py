@@ -136,11 +136,8 @@ def _frames_from_jsonl(text: str) -> list[Frame]:
     if not snapshots:
         return []
     start = snapshots[0].t
-    # attribution is recomputed live, so recorded attributions are dropped
-    return [
-        Frame(s.t - start, tuple(replace(g, vram_by_backend=None) for g in s.gpus), s.host)
-        for s in snapshots
-    ]
+    # attribution is recomputed live, so recorded attributions are not kept
+    return [Frame(s.t - start, s.gpus, s.host) for s in snapshots]
 
 
 class ReplaySampler:
@@ -171,31 +168,40 @@ class ReplaySampler:
         self._start: float | None = None
         self._next = 0
         self._times = [frame.t for frame in trace.frames]
+        self._copies: dict[tuple[int, int], tuple[GpuReading, ...]] = {}
         self._status = SourceStatus(self.name, True, f"replaying {trace.name}")
 
     def _index_at(self, position: float) -> int:
         position %= self.trace.duration
         return max(0, bisect.bisect_right(self._times, position) - 1)
 
-    def _frame_for(self, copy: int) -> Frame:
-        frames = self.trace.frames
+    def _index_for(self, copy: int) -> int:
+        count = len(self.trace.frames)
         if self._step:
-            return frames[(self._next + copy * len(frames) // self.gpu_count) % len(frames)]
+            return (self._next + copy * count // self.gpu_count) % count
         now = self._clock()
         if self._start is None:
             self._start = now
         position = (now - self._start) * self.speed
-        return frames[self._index_at(position + copy * self.trace.duration / self.gpu_count)]
+        return self._index_at(position + copy * self.trace.duration / self.gpu_count)
+
+    def _gpus(self, index: int, copy: int) -> tuple[GpuReading, ...]:
+        """Frame `index`'s GPUs renumbered as copy `copy` (cached: replace() is slow)."""
+        found = self._copies.get((index, copy))
+        if found is None:
+            gpus = self.trace.frames[index].gpus
+            found = tuple(_as_copy(gpu, copy, len(gpus), self.gpu_count) for gpu in gpus)
+            self._copies[(index, copy)] = found
+        return found
 
     def sample(self) -> Reading:
         gpus: list[GpuReading] = []
         host = None
-        per_copy = len(self.trace.frames[0].gpus) or 1
         for copy in range(self.gpu_count):
-            frame = self._frame_for(copy)
-            host = frame.host if copy == 0 else host
-            for gpu in frame.gpus:
-                gpus.append(_as_copy(gpu, copy, per_copy, self.gpu_count))
+            index = self._index_for(copy)
+            if copy == 0:
+                host = self.trace.frames[index].host
+            gpus.extend(self._gpus(index, copy))
         self._next += 1
         return Reading(self._status, tuple(gpus), host)
 
@@ -204,13 +210,10 @@ class ReplaySampler:
         frames = self.trace.frames
         offset = end - frames[-1].t
         for frame in frames:
-            gpus = []
+            gpus: list[GpuReading] = []
             for copy in range(self.gpu_count):
-                shifted = frames[
-                    self._index_at(frame.t + copy * self.trace.duration / self.gpu_count)
-                ]
-                for gpu in shifted.gpus:
-                    gpus.append(_as_copy(gpu, copy, len(shifted.gpus), self.gpu_count))
+                index = self._index_at(frame.t + copy * self.trace.duration / self.gpu_count)
+                gpus.extend(self._gpus(index, copy))
             yield offset + frame.t, Reading(self._status, tuple(gpus), frame.host)
 
     def close(self) -> None:

@@ -10,14 +10,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 log = logging.getLogger(__name__)
+
+
+class Stopper(Protocol):
+    """What the schedule needs of a `threading.Event`."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
 
 
 def run_schedule(
     step: Callable[[float], None],
     interval: Callable[[], float],
-    stop: threading.Event,
+    stop: Stopper,
     *,
     clock: Callable[[], float] = time.monotonic,
     deadline: float | None = None,

@@ -189,11 +189,12 @@ class MonitorService:
     def _attribute(self, snapshot: Snapshot) -> Snapshot:
         with self._lock:
             pids = self._backend_pids
-        gpus = tuple(
-            gpu if gpu.lost else replace(gpu, vram_by_backend=attribute_vram(gpu, pids))
-            for gpu in snapshot.gpus
-        )
-        return replace(snapshot, gpus=gpus)
+        shares = {}
+        for gpu in snapshot.gpus:
+            found = None if gpu.lost else attribute_vram(gpu, pids)
+            if found is not None:
+                shares[gpu.key] = found
+        return replace(snapshot, vram_by_backend=shares)
 
     def step(self, t: float | None = None) -> Snapshot:
         """One whole sample: read, store, alert, publish. `t` defaults to the wall clock."""

@@ -6,6 +6,7 @@ and the alerts can tell "not supported" from zero.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -44,8 +45,6 @@ class GpuReading:
     fan_pct: float | None = None
     throttle_reasons: tuple[str, ...] | None = None
     processes: tuple[GpuProcess, ...] | None = None
-    vram_by_backend: tuple[tuple[str, float], ...] | None = None
-    """Memory per backend name plus "other", filled by attribution (MiB)."""
 
     @property
     def key(self) -> str:
@@ -128,6 +127,8 @@ class Snapshot:
     gpus: tuple[GpuReading, ...] = ()
     host: HostReading | None = None
     sources: tuple[SourceStatus, ...] = field(default=())
+    vram_by_backend: Mapping[str, tuple[tuple[str, float], ...]] = field(default_factory=dict)
+    """Per GPU key: MiB per backend name, then "other" (filled by attribution)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (one line of `rigdeck monitor --json`, or of a recording)."""
@@ -151,7 +152,11 @@ class Snapshot:
                 disks=tuple(DiskFree(**d) for d in host_data.get("disks", ())),
             )
         sources = tuple(SourceStatus(**s) for s in data.get("sources", ()))
-        return cls(t=float(data["t"]), gpus=gpus, host=host, sources=sources)
+        shares = {
+            str(key): tuple((str(name), float(mib)) for name, mib in value)
+            for key, value in (data.get("vram_by_backend") or {}).items()
+        }
+        return cls(float(data["t"]), gpus, host, sources, shares)
 
 
 def _gpu_from_dict(data: dict[str, Any]) -> GpuReading:
@@ -160,6 +165,4 @@ def _gpu_from_dict(data: dict[str, Any]) -> GpuReading:
         values["throttle_reasons"] = tuple(values["throttle_reasons"])
     if values.get("processes") is not None:
         values["processes"] = tuple(GpuProcess(**p) for p in values["processes"])
-    if values.get("vram_by_backend") is not None:
-        values["vram_by_backend"] = tuple((str(k), float(v)) for k, v in values["vram_by_backend"])
     return GpuReading(**values)
