@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -299,6 +300,20 @@ def normalise_base_url(url: str) -> str:
     return url
 
 
+_ssl_lock = threading.Lock()
+_ssl_context: ssl.SSLContext | None = None
+
+
+def _shared_ssl_context() -> ssl.SSLContext:
+    """One verifying SSL context for every client: building one costs about 50 ms (it
+    loads the CA store), too long to pay on the GUI thread at each Send."""
+    global _ssl_context  # noqa: PLW0603 - a process-wide cache, built once under a lock
+    with _ssl_lock:
+        if _ssl_context is None:
+            _ssl_context = ssl.create_default_context()
+        return _ssl_context
+
+
 class ChatClient:
     """Talks to one server; one httpx client (a connection pool) for its lifetime."""
 
@@ -310,7 +325,7 @@ class ChatClient:
         self._headers = {"Accept": "text/event-stream"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
-        self._http = httpx.Client(timeout=self.timeouts.httpx())
+        self._http = httpx.Client(timeout=self.timeouts.httpx(), verify=_shared_ssl_context())
 
     def __enter__(self) -> ChatClient:
         return self
@@ -343,6 +358,14 @@ class ChatClient:
             return response.json()
         except ValueError:
             return None
+
+    def reachable(self) -> bool:
+        """Whether anything answers HTTP at this address (any status counts)."""
+        try:
+            self._http.get(f"{self.base_url}/models", headers=self._headers, timeout=5.0)
+        except httpx.HTTPError:
+            return False
+        return True
 
     def models(self) -> list[str]:
         """The model ids the server lists (empty when it lists none or cannot be reached)."""
