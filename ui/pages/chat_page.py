@@ -84,10 +84,10 @@ class ChatPage(QWidget):
         # PySide6 builds a text view's Python types on first use (~35 ms): pay it now,
         # not on the first Send while the window should stay responsive.
         TextView(markdown=True).deleteLater()
+        self._apply_support(self.support)  # before a stored endpoint is probed
         self.refresh_conversations()
         if self.conversation_list.count():
             self.conversation_list.setCurrentRow(0)
-        self._apply_support(self.support)
 
     # ------------------------------------------------------------------ layout
     def _sidebar(self) -> QWidget:
