@@ -46,6 +46,42 @@ class Settings:
     sampling_interval_s: float = field(
         default=1.0, metadata=_doc("Seconds between two monitor readings.")
     )
+    monitor_enabled: bool = field(
+        default=True,
+        metadata=_doc("Sample the GPUs and the host while Rigdeck runs, also from the tray."),
+    )
+    monitor_keep_history: bool = field(
+        default=True, metadata=_doc("Keep the last day of monitor history across restarts.")
+    )
+    monitor_replay_file: str = field(
+        default="",
+        metadata=_doc("Play a recorded trace instead of the real GPUs (demos, screenshots)."),
+    )
+    alerts_enabled: bool = field(
+        default=True, metadata=_doc("Show desktop notifications when a monitor alert fires.")
+    )
+    alert_gpu_temp_margin_c: float = field(
+        default=5.0, metadata=_doc("Alert when a GPU is this close (°C) to its slowdown threshold.")
+    )
+    alert_vram_pct: float = field(
+        default=95.0, metadata=_doc("Alert when a GPU's memory use passes this percentage.")
+    )
+    alert_host_ram_pct: float = field(
+        default=90.0, metadata=_doc("Alert when the host's RAM use passes this percentage.")
+    )
+    alert_swap_growth_mib: float = field(
+        default=512.0, metadata=_doc("Alert when swap use grows by this many MiB in 5 minutes.")
+    )
+    alert_throttling: bool = field(
+        default=True, metadata=_doc("Alert when a GPU slows its clocks for heat or power.")
+    )
+    alert_backend: bool = field(
+        default=True, metadata=_doc("Alert when a backend dies or runs out of memory.")
+    )
+    alert_cooldown_s: float = field(
+        default=300.0,
+        metadata=_doc("Seconds before the same alert may fire again (stops a flapping value)."),
+    )
 
     @staticmethod
     def description(name: str) -> str:

@@ -6,6 +6,7 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from app.paths import AppPaths
 from ui.main_window import MainWindow
+from ui.monitor_tray import TrayMonitor
 from ui.services import Services
 from ui.theme import apply_theme
 from ui.tray import TrayIcon
@@ -27,6 +28,9 @@ class RigdeckApp:
             self.tray.open_requested.connect(self.show_window)
             self.tray.quit_requested.connect(self.quit)
             self.tray.show()
+        # sampling and alerting go on with the window closed (the "long run" use)
+        self.tray_monitor = TrayMonitor(self.services.monitor, self.tray, self.services.notifier)
+        self.services.monitor.start()
         qapp.setQuitOnLastWindowClosed(False)
         self.window.close_requested.connect(self._on_window_close_requested)
         self.services.settings.changed.connect(self._on_settings_changed)

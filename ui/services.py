@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from app.paths import AppPaths
 from app.secrets import SecretStore
 from app.settings import SettingsStore
+from ui.monitor_feed import MonitorFeed
 from ui.notifier import Notifier
 from ui.tasks import TaskRunner
 
@@ -18,6 +19,7 @@ class Services:
     secrets: SecretStore
     notifier: Notifier
     tasks: TaskRunner
+    monitor: MonitorFeed
 
     @classmethod
     def build(cls, paths: AppPaths) -> "Services":
@@ -32,7 +34,17 @@ class Services:
             secrets=SecretStore(),
             notifier=notifier,
             tasks=TaskRunner(notifier),
+            monitor=_build_monitor(settings, paths, notifier),
         )
 
     def shutdown(self) -> None:
+        self.monitor.stop()
         self.tasks.shutdown()
+
+
+def _build_monitor(settings: SettingsStore, paths: AppPaths, notifier: Notifier) -> MonitorFeed:
+    """The monitor, not yet sampling; a bad replay file is reported, not raised."""
+    feed = MonitorFeed.build(settings, paths)
+    for problem in feed.service.problems:
+        notifier.warning(problem)
+    return feed

@@ -204,7 +204,7 @@ class History:
         return column
 
     # ------------------------------------------------------------------ reading
-    def keys(self) -> list[str]:
+    def names(self) -> list[str]:
         with self._lock:
             return list(self._columns)
 

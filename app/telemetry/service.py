@@ -117,6 +117,7 @@ class MonitorService:
         self._loop: SamplerLoop | None = None
         self._last_save = 0.0
         self._failed: set[str] = set()
+        self._restored = False
 
     @classmethod
     def from_options(cls, options: MonitorOptions) -> MonitorService:
@@ -235,8 +236,8 @@ class MonitorService:
         return self._loop is not None and self._loop.running
 
     def start(self) -> None:
-        """Start the sampling thread (once)."""
-        if self._loop is not None:
+        """Start the sampling thread (again after `stop`, if the user turns sampling back on)."""
+        if self._loop is not None and self._loop.running:
             return
         self._loop = SamplerLoop(
             self._on_loop_tick,
@@ -258,6 +259,9 @@ class MonitorService:
         self.step()
 
     def _restore(self) -> None:
+        if self._restored:
+            return
+        self._restored = True
         file = self.history_file
         if file is None or not file.exists():
             return

@@ -40,6 +40,7 @@ class SettingsPage(QWidget):
         scroll.setWidget(body)
         layout = QVBoxLayout(body)
         layout.addWidget(self._general_group())
+        layout.addWidget(self._monitor_group())
         layout.addWidget(self._folders_group())
         layout.addWidget(self._secrets_group())
         layout.addWidget(self._logs_group())
@@ -74,6 +75,45 @@ class SettingsPage(QWidget):
         self.interval_box.setToolTip(Settings.description("sampling_interval_s"))
         self.interval_box.valueChanged.connect(self._on_interval_box_changed)
         form.addRow("Monitor interval", self.interval_box)
+        return group
+
+    def _monitor_group(self) -> QGroupBox:
+        """Sampling and alert thresholds; each control writes its setting at once."""
+        group = QGroupBox("Monitor and alerts")
+        form = QFormLayout(group)
+        self.monitor_boxes: dict[str, QCheckBox | QDoubleSpinBox] = {}
+        checks = (
+            ("monitor_enabled", "Sample GPUs and host while Rigdeck runs"),
+            ("monitor_keep_history", "Keep the last day of history across restarts"),
+            ("alerts_enabled", "Show alerts as desktop notifications"),
+            ("alert_throttling", "Alert when a GPU throttles for heat or power"),
+            ("alert_backend", "Alert when a backend dies or runs out of memory"),
+        )
+        for name, text in checks:
+            box = QCheckBox(text)
+            box.setChecked(bool(self._settings.get(name)))
+            box.setToolTip(Settings.description(name))
+            box.toggled.connect(lambda checked, n=name: self._settings.set(n, checked))
+            self.monitor_boxes[name] = box
+            form.addRow(box)
+        spins = (
+            ("alert_gpu_temp_margin_c", "GPU within", " °C of slowdown", 0.0, 40.0, 1.0),
+            ("alert_vram_pct", "VRAM above", " %", 10.0, 100.0, 1.0),
+            ("alert_host_ram_pct", "Host RAM above", " %", 10.0, 100.0, 1.0),
+            ("alert_swap_growth_mib", "Swap grows by", " MiB in 5 min", 16.0, 65536.0, 64.0),
+            ("alert_cooldown_s", "Repeat an alert after", " s", 0.0, 86400.0, 60.0),
+        )
+        for name, label, suffix, low, high, step in spins:
+            spin = QDoubleSpinBox()
+            spin.setRange(low, high)
+            spin.setSingleStep(step)
+            spin.setDecimals(0 if step >= 1 else 1)
+            spin.setSuffix(suffix)
+            spin.setValue(float(self._settings.get(name)))
+            spin.setToolTip(Settings.description(name))
+            spin.valueChanged.connect(lambda value, n=name: self._settings.set(n, float(value)))
+            self.monitor_boxes[name] = spin
+            form.addRow(label, spin)
         return group
 
     def _folders_group(self) -> QGroupBox:
