@@ -1,11 +1,14 @@
-"""Workaround: PySide6 6.12.0 drops a reference to `True` on every `Signal.emit()`.
+"""Workaround: PySide6 6.12.0 loses references to `True` and `None` from Python code.
 
-On CPython 3.11 `True` is an ordinary object, so after a few thousand emits its count
-reaches zero and the interpreter aborts ("bool_dealloc: deallocating True or False").
-The monitor emits per sample and pyqtgraph emits per redraw, so a long run would crash
-within minutes. The guard measures the leak once and, if it is there, pins the counts
-of `True` and `False` very high (what CPython 3.12+ does for every bool: immortal).
-The real fix is a PySide6 release without the leak; see the report of issue 6.
+Every `Signal.emit()` drops a reference to `True`, and every Python override of a
+virtual that returns nothing (a `paint`, an `itemChange`) drops one to `None`. On
+CPython 3.11 these are ordinary objects: after a few thousand emits or paints the count
+reaches zero and the interpreter aborts ("bool_dealloc" / "none_dealloc"). pyqtgraph
+emits and paints on every redraw, so a monitor left running would crash in minutes.
+
+The guard measures both leaks once and, where they exist, pins the reference counts of
+`True`, `False` and `None` very high, which is what CPython 3.12+ does for them anyway
+(immortal objects). The real fix is a PySide6 release without the leak.
 """
 
 from __future__ import annotations
@@ -13,43 +16,70 @@ from __future__ import annotations
 import ctypes
 import logging
 import sys
+from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QRectF, Signal
+from PySide6.QtGui import QPainter
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QStyleOptionGraphicsItem, QWidget
 
 log = logging.getLogger(__name__)
 
 PINNED = 1 << 40
+PROBES = 50
 _guarded = False
 
 
-class _Probe(QObject):
+class _SignalProbe(QObject):
     fired = Signal()
 
 
-def emit_leaks_true() -> bool:
-    """Whether emitting a Qt signal from Python loses references to `True`."""
-    probe = _Probe()
-    before = sys.getrefcount(True)
-    for _ in range(50):
-        probe.fired.emit()
-    return sys.getrefcount(True) < before - 25
+class _ItemProbe(QGraphicsObject):
+    def boundingRect(self) -> QRectF:
+        return QRectF(0, 0, 1, 1)
+
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
+        pass
+
+    def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: Any) -> Any:
+        return super().itemChange(change, value)
+
+
+def _loss(value: object, action: Any) -> int:
+    before = sys.getrefcount(value)
+    for _ in range(PROBES):
+        action()
+    return before - sys.getrefcount(value)
+
+
+def refcount_leaks() -> dict[str, int]:
+    """References lost per `PROBES` emits (to True) and overridden virtual calls (to None)."""
+    signal = _SignalProbe()
+    item = _ItemProbe()
+    return {
+        "True": _loss(True, signal.fired.emit),
+        "None": _loss(None, lambda: item.setPos(1.0, 1.0)),
+    }
 
 
 def guard_bool_refcounts() -> bool:
-    """Apply the workaround where needed (idempotent); True when it was applied."""
+    """Apply the workaround where needed (idempotent); True when it is in place."""
     global _guarded  # noqa: PLW0603  (a process-wide, once-only patch)
     if _guarded:
         return True
     if sys.implementation.name != "cpython" or sys.version_info >= (3, 12):
-        return False  # bools are immortal there
-    if not emit_leaks_true():
+        return False  # these objects are immortal there
+    leaks = refcount_leaks()
+    if max(leaks.values()) < PROBES // 2:
         return False
-    for value in (True, False):
-        count = ctypes.c_ssize_t.from_address(id(value))
-        count.value += PINNED
+    for value in (True, False, None):
+        ctypes.c_ssize_t.from_address(id(value)).value += PINNED
     _guarded = True
     log.warning(
-        "this PySide6 leaks a reference to True on every signal; bool counts pinned "
-        "to keep the app running (upgrade or downgrade PySide6 to fix it properly)"
+        "this PySide6 loses references to True/None (%s per %d calls); their counts are "
+        "pinned to keep Rigdeck running. Install a PySide6 without the leak to fix it.",
+        leaks,
+        PROBES,
     )
     return True

@@ -153,7 +153,9 @@ class History:
     ) -> None:
         self._lock = threading.Lock()
         self.max_columns = max_columns
-        raw_rows = int(min(MAX_RAW_ROWS, max(60, math.ceil(recent_s / max(interval_s, 1e-3)))))
+        # a little over the window, so the window itself never needs a coarser tier
+        wanted = math.ceil(1.05 * recent_s / max(interval_s, 1e-3)) + 1
+        raw_rows = int(min(MAX_RAW_ROWS, max(60, wanted)))
         self._columns: dict[str, int] = {}
         self._capacity = COLUMN_BLOCK
         self._raw = _Ring(raw_rows, self._capacity, 1)

@@ -168,6 +168,7 @@ class MonitorPage(QWidget):
                 panel.setMinimumHeight(400)
                 self.gpu_panels[gpu.key] = panel
                 self.panels_layout.insertWidget(len(self.gpu_panels) - 1, panel)
+                panel.show()  # a layout shows a new child only later, after the event loop
         problems = []
         if not latest.gpus:
             reasons = [s.message for s in latest.sources if not s.available and s.message]
