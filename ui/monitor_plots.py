@@ -93,12 +93,53 @@ class BandCurve:
         return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
 
 
+TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600)
+
+
+class AgoAxis(pg.AxisItem):  # type: ignore[misc]  # pyqtgraph ships no type information
+    """A time axis in seconds before now ("-30 s", "-10 min", "-6 h").
+
+    The plots keep a fixed x range ending at 0 and move the data instead, so the axes
+    never change while the graphs scroll: no tick regeneration or axis repaint per
+    sample (shifting a date axis every second cost several times the whole redraw).
+    """
+
+    def tickSpacing(
+        self, min_value: float, max_value: float, size: float
+    ) -> list[tuple[float, float]]:
+        span = max_value - min_value
+        wanted = max(2.0, size / 90.0)
+        step = next((s for s in TICK_STEPS if span / s <= wanted), TICK_STEPS[-1])
+        return [(float(step), 0.0)]
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        return [_ago(v, spacing) for v in values]
+
+
+def _ago(value: float, spacing: float) -> str:
+    if abs(value) < 1e-6:
+        return "now"
+    if spacing >= 3600:
+        return f"{value / 3600:.0f} h"
+    if spacing >= 60:
+        return f"{value / 60:.0f} min"
+    return f"{value:.0f} s"
+
+
+def _set_y(plot: pg.PlotItem, low: float, high: float) -> None:
+    """Change a plot's y range only when it differs (each change repaints the axis)."""
+    wanted = (round(low, 3), round(high, 3))
+    if getattr(plot, "_rigdeck_y", None) != wanted:
+        plot._rigdeck_y = wanted
+        plot.setYRange(low, high, padding=0)
+
+
 def _styled_plot(layout: pg.GraphicsLayout, row: int, col: int, unit: str) -> pg.PlotItem:
-    plot = layout.addPlot(row=row, col=col, axisItems={"bottom": pg.DateAxisItem()})
+    # no axis grid: pyqtgraph redraws it on every paint, the largest cost of a redraw
+    plot = layout.addPlot(row=row, col=col, axisItems={"bottom": AgoAxis("bottom")})
     plot.setMenuEnabled(False)
     plot.setMouseEnabled(x=False, y=False)
     plot.hideButtons()
-    plot.showGrid(x=True, y=True, alpha=0.15)
     plot.getAxis("left").setLabel(units=None, text=unit)
     plot.getAxis("left").setWidth(46)
     plot.vb.disableAutoRange()
@@ -160,6 +201,9 @@ class PanelBase(QFrame):
         layout.addWidget(self.readout_label)
         self.plots: list[pg.PlotItem] = []
         self.cursors: list[pg.InfiniteLine] = []
+        self.end = 0.0
+        """The time at x = 0 (the newest sample); the plots' x is seconds before it."""
+        self._span = -1.0
         self.graphics.scene().sigMouseMoved.connect(self._on_scene_mouse_moved)
 
     def _add_plot(self, row: int, col: int, unit: str) -> pg.PlotItem:
@@ -172,20 +216,24 @@ class PanelBase(QFrame):
         return plot
 
     def set_range(self, start: float, end: float) -> None:
-        for plot in self.plots:
-            plot.setXRange(start, end, padding=0)
+        """Show `start`..`end` (call before `update_from`, which places data against `end`)."""
+        self.end = end
+        if end - start != self._span:
+            self._span = end - start
+            for plot in self.plots:
+                plot.setXRange(start - end, 0.0, padding=0)
 
     def _on_scene_mouse_moved(self, position: QPointF) -> None:
         for plot in self.plots:
             if plot.sceneBoundingRect().contains(position):
-                self.show_readout_at(float(plot.vb.mapSceneToView(position).x()))
+                self.show_readout_at(self.end + float(plot.vb.mapSceneToView(position).x()))
                 return
 
     def show_readout_at(self, t: float) -> None:
         """Write the values at time `t` under the plots and mark `t` on each plot."""
         text = self.readout_at(t)
         for cursor in self.cursors:
-            cursor.setPos(t)
+            cursor.setPos(t - self.end)
             cursor.setVisible(bool(text))
         self.readout_label.setText(text or " ")
 
@@ -202,9 +250,9 @@ def _nearest(x: npt.NDArray[np.float64], t: float) -> int | None:
     return index
 
 
-def _at(curve: BandCurve, t: float) -> float | None:
+def _at(curve: BandCurve, x_at: float) -> float | None:
     x, y = curve.values()
-    index = _nearest(x, t)
+    index = _nearest(x, x_at)
     if index is None or not math.isfinite(y[index]):
         return None
     return float(y[index])
@@ -243,7 +291,7 @@ class GpuPanel(PanelBase):
         self.power_limit = _threshold_line(self.power_plot, "#ef4444")
         self.gpu_util = BandCurve(self.util_plot, LINE["gpu"], "GPU")
         self.mem_util = BandCurve(self.util_plot, LINE["mem"], "memory")
-        self.util_plot.setYRange(0, 100, padding=0.02)
+        _set_y(self.util_plot, -2, 102)
         self.lost = False
         self._last_t = np.zeros(0)
 
@@ -291,6 +339,7 @@ class GpuPanel(PanelBase):
         """Redraw from `window` (columns in the order of `metric_names()`)."""
         t = window.t
         self._last_t = t
+        x = t - self.end
         mean, low, high = window.mean, window.low, window.high
         col = {
             name: i
@@ -306,10 +355,10 @@ class GpuPanel(PanelBase):
         for index, key in enumerate(self._layer_keys):
             values = np.nan_to_num(mean[:, 8 + index], nan=0.0) / GIB
             stack = stack + values
-            self._layer(key, index).setData(t, stack.copy())
+            self._layer(key, index).setData(x, stack.copy())
         if total:
             _place(self.vram_total, total / GIB, f"total {total / GIB:.1f} GiB")
-            self.vram_plot.setYRange(0, total / GIB * 1.04, padding=0)
+            _set_y(self.vram_plot, 0, total / GIB * 1.04)
         used_peak = _nanmax(high[:, col["used"]])
         used_now = _last(mean[:, col["used"]])
         shares = ", ".join(
@@ -326,14 +375,14 @@ class GpuPanel(PanelBase):
 
         # temperature against the slowdown threshold
         self.temp.set_data(
-            t, mean[:, col["temp"]], low[:, col["temp"]], high[:, col["temp"]], window.decimated
+            x, mean[:, col["temp"]], low[:, col["temp"]], high[:, col["temp"]], window.decimated
         )
         slowdown = _last(mean[:, col["slowdown"]])
         temp_peak = _nanmax(high[:, col["temp"]])
         if slowdown is not None:
             _place(self.slowdown, slowdown, f"slowdown {slowdown:.0f} °C")
         top = max(slowdown or 0.0, temp_peak or 0.0) + 6
-        self.temp_plot.setYRange(20, max(top, 50), padding=0)
+        _set_y(self.temp_plot, 20, max(top, 50))
         self.titles["temp"].set(
             f"Temperature {_fmt(_last(mean[:, col['temp']]), '°C')}"
             f" · peak {_fmt(temp_peak, '°C')}"
@@ -342,13 +391,13 @@ class GpuPanel(PanelBase):
 
         # power against the limit
         self.power.set_data(
-            t, mean[:, col["power"]], low[:, col["power"]], high[:, col["power"]], window.decimated
+            x, mean[:, col["power"]], low[:, col["power"]], high[:, col["power"]], window.decimated
         )
         limit = _last(mean[:, col["limit"]])
         power_peak = _nanmax(high[:, col["power"]])
         if limit is not None:
             _place(self.power_limit, limit, f"limit {limit:.0f} W")
-        self.power_plot.setYRange(0, max(limit or 0.0, power_peak or 0.0, 50.0) * 1.08, padding=0)
+        _set_y(self.power_plot, 0, max(limit or 0.0, power_peak or 0.0, 50.0) * 1.08)
         self.titles["power"].set(
             f"Power {_fmt(_last(mean[:, col['power']]), 'W')} · peak {_fmt(power_peak, 'W', 1)}"
             + (f" · limit {limit:.0f} W" if limit is not None else "")
@@ -357,7 +406,7 @@ class GpuPanel(PanelBase):
         # utilisation
         for curve, name in ((self.gpu_util, "gpu"), (self.mem_util, "mem")):
             curve.set_data(
-                t, mean[:, col[name]], low[:, col[name]], high[:, col[name]], window.decimated
+                x, mean[:, col[name]], low[:, col[name]], high[:, col[name]], window.decimated
             )
         self.titles["util"].set(
             f"Utilisation GPU {_fmt(_last(mean[:, col['gpu']]), '%')}"
@@ -385,10 +434,11 @@ class GpuPanel(PanelBase):
             layers.append(f"{key.rsplit('.', 1)[-1]} {float(y[index]) - previous:.2f}")
             previous = float(y[index])
         parts.append(f"VRAM {previous:.2f} GiB" + (f" ({', '.join(layers)})" if layers else ""))
-        parts.append(_fmt(_at(self.temp, t), "°C"))
-        parts.append(_fmt(_at(self.power, t), "W", 1))
-        parts.append(f"GPU {_fmt(_at(self.gpu_util, t), '%')}")
-        parts.append(f"memory {_fmt(_at(self.mem_util, t), '%')}")
+        x = t - self.end
+        parts.append(_fmt(_at(self.temp, x), "°C"))
+        parts.append(_fmt(_at(self.power, x), "W", 1))
+        parts.append(f"GPU {_fmt(_at(self.gpu_util, x), '%')}")
+        parts.append(f"memory {_fmt(_at(self.mem_util, x), '%')}")
         return " · ".join(parts)
 
 
@@ -409,7 +459,7 @@ class HostPanel(PanelBase):
         self.ram_total = _threshold_line(self.ram_plot, "#64748b")
         self.cpu = BandCurve(self.cpu_plot, LINE["cpu"], "mean")
         self.cpu_max = BandCurve(self.cpu_plot, LINE["cpu_max"], "busiest core")
-        self.cpu_plot.setYRange(0, 100, padding=0.02)
+        _set_y(self.cpu_plot, -2, 102)
         self._last_t = np.zeros(0)
 
     def metric_names(self, history: History) -> list[str]:
@@ -418,21 +468,22 @@ class HostPanel(PanelBase):
     def update_from(self, window: Window, host: HostReading | None) -> None:
         t = window.t
         self._last_t = t
+        x = t - self.end
         mean, low, high = window.mean, window.low, window.high
         ram_total = _last(mean[:, 1])
         for curve, i in ((self.ram, 0), (self.swap, 2)):
-            curve.set_data(t, mean[:, i] / GIB, low[:, i] / GIB, high[:, i] / GIB, window.decimated)
+            curve.set_data(x, mean[:, i] / GIB, low[:, i] / GIB, high[:, i] / GIB, window.decimated)
         if ram_total:
             _place(self.ram_total, ram_total / GIB, f"total {ram_total / GIB:.1f} GiB")
-            self.ram_plot.setYRange(0, ram_total / GIB * 1.04, padding=0)
+            _set_y(self.ram_plot, 0, ram_total / GIB * 1.04)
         ram_now, swap_now = _last(mean[:, 0]), _last(mean[:, 2])
         self.titles["ram"].set(
             f"RAM {_fmt(None if ram_now is None else ram_now / GIB, 'GiB', 1)}"
             f" of {_fmt(None if ram_total is None else ram_total / GIB, 'GiB', 1)}"
             f" · swap {_fmt(None if swap_now is None else swap_now / GIB, 'GiB', 1)}"
         )
-        self.cpu.set_data(t, mean[:, 3], low[:, 3], high[:, 3], window.decimated)
-        self.cpu_max.set_data(t, mean[:, 4], low[:, 4], high[:, 4], window.decimated)
+        self.cpu.set_data(x, mean[:, 3], low[:, 3], high[:, 3], window.decimated)
+        self.cpu_max.set_data(x, mean[:, 4], low[:, 4], high[:, 4], window.decimated)
         cores = f" · {len(host.cpu_pct)} cores" if host is not None else ""
         self.titles["cpu"].set(f"CPU {_fmt(_last(mean[:, 3]), '%')}{cores}")
 
@@ -440,13 +491,14 @@ class HostPanel(PanelBase):
         index = _nearest(self._last_t, t)
         if index is None:
             return ""
+        x = t - self.end
         return " · ".join(
             [
                 _clock(float(self._last_t[index])),
-                f"RAM {_fmt(_at(self.ram, t), 'GiB', 1)}",
-                f"swap {_fmt(_at(self.swap, t), 'GiB', 1)}",
-                f"CPU {_fmt(_at(self.cpu, t), '%')}"
-                f" (busiest core {_fmt(_at(self.cpu_max, t), '%')})",
+                f"RAM {_fmt(_at(self.ram, x), 'GiB', 1)}",
+                f"swap {_fmt(_at(self.swap, x), 'GiB', 1)}",
+                f"CPU {_fmt(_at(self.cpu, x), '%')}"
+                f" (busiest core {_fmt(_at(self.cpu_max, x), '%')})",
             ]
         )
 

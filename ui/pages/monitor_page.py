@@ -149,12 +149,12 @@ class MonitorPage(QWidget):
                 continue  # scrolled away: drawn again when it comes back
             self._drawn.add(panel)
             window = history.window(panel.metric_names(history), self.range_s, now=end)
-            panel.update_from(window, gpu_by_key(latest, panel.key))
             panel.set_range(start, end)
+            panel.update_from(window, gpu_by_key(latest, panel.key))
         if panel_visible(self.host_panel):
             window = history.window(self.host_panel.metric_names(history), self.range_s, now=end)
-            self.host_panel.update_from(window, latest.host if latest is not None else None)
             self.host_panel.set_range(start, end)
+            self.host_panel.update_from(window, latest.host if latest is not None else None)
         self.redraws += 1
 
     def _sync_panels(self, latest: Snapshot | None) -> None:

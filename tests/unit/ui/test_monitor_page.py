@@ -81,7 +81,7 @@ def test_the_trace_peaks_show_at_their_values(qtbot: QtBot, services: Services) 
 def test_hovering_reads_out_the_values_under_the_cursor(qtbot: QtBot, services: Services) -> None:
     page = _page(qtbot, services)
     panel = page.gpu_panels["nvidia0"]
-    scene_pos = panel.power_plot.vb.mapViewToScene(QPointF(PEAK_T, 100.0))
+    scene_pos = panel.power_plot.vb.mapViewToScene(QPointF(PEAK_T - panel.end, 100.0))
     panel._on_scene_mouse_moved(scene_pos)
     text = panel.readout_label.text()
     assert "253.3 W" in text
