@@ -140,8 +140,8 @@ def run_scenario(
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        mode, interval, gpus, seconds = sys.argv[2:6]
-        print(json.dumps(child(mode, float(interval), int(gpus), float(seconds))), flush=True)
+        which, every, count, length = sys.argv[2:6]
+        print(json.dumps(child(which, float(every), int(count), float(length))), flush=True)
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="measured wall time each")
@@ -160,7 +160,7 @@ def main() -> int:
             f"baseline, sampling off, {where:<4}: {100 * figures['cpu_per_wall']:6.2f} % of a core"
         )
     print(
-        f"{'scenario':<12}{'interval':>9}{'GPUs':>6}{'CPU %':>8}{'over %':>8}{'ratio':>7}"
+        f"{'scenario':<12}{'interval':>9}{'GPUs':>6}{'CPU %':>8}{'over %':>8}{'ratio':>9}"
         f"{'per sample':>12}{'thread':>10}{'redraws':>9}{'history':>10}  goal"
     )
     for mode in ("tray", "page"):
@@ -175,7 +175,7 @@ def main() -> int:
                     goal = f"< {100 * limit:.0f} %: " + ("met" if over < limit else "MISSED")
                 print(
                     f"{mode:<12}{interval:>8.1f}s{gpus:>6}{100 * got['cpu_per_wall']:>8.2f}"
-                    f"{100 * over:>8.2f}{got['cpu_per_wall'] / base:>7.2f}"
+                    f"{100 * over:>8.2f}{got['cpu_per_wall'] / max(base, 1e-9):>8.0f}x"
                     f"{1000 * got['cpu_per_sample_s']:>10.2f}ms"
                     f"{1000 * got['thread_cpu_per_sample_s']:>8.2f}ms{got['redraws']:>9.0f}"
                     f"{got['history_mib']:>8.1f}MiB  {goal}",

@@ -155,5 +155,8 @@ class MonitorFeed(QObject):
             self.service.set_alert_config(alert_config(self._settings))
         elif name == "model_folders" and isinstance(value, list):
             self.service.set_model_folders([str(v) for v in value])
-        elif name == "monitor_enabled" and value is True:
-            self.service.start()
+        elif name == "monitor_enabled":
+            if value:
+                self.service.start()
+            else:
+                self.service.stop()

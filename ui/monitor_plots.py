@@ -312,6 +312,7 @@ class GpuPanel(PanelBase):
             "gpu_util_pct",
             "memory_util_pct",
         )
+        # (SM clock, fan and throttle reasons are shown as current values, not graphed)
         return [gpu_key(self.key, f) for f in fields] + self._layer_keys
 
     def _layer(self, key: str, index: int) -> pg.PlotDataItem:
@@ -387,6 +388,7 @@ class GpuPanel(PanelBase):
             f"Temperature {_fmt(_last(mean[:, col['temp']]), '°C')}"
             f" · peak {_fmt(temp_peak, '°C')}"
             + (f" · slowdown {slowdown:.0f} °C" if slowdown is not None else "")
+            + (f" · fan {gpu.fan_pct:.0f} %" if gpu is not None and gpu.fan_pct is not None else "")
         )
 
         # power against the limit
@@ -411,11 +413,15 @@ class GpuPanel(PanelBase):
         self.titles["util"].set(
             f"Utilisation GPU {_fmt(_last(mean[:, col['gpu']]), '%')}"
             f" · memory {_fmt(_last(mean[:, col['mem']]), '%')}"
+            + (f" · SM {gpu.sm_clock_mhz:.0f} MHz" if gpu and gpu.sm_clock_mhz is not None else "")
         )
         status = " — LOST (fell off the bus)" if self.lost else ""
+        reasons = [r for r in (gpu.throttle_reasons or ()) if r != "gpu_idle"] if gpu else []
+        if reasons and not self.lost:
+            status = " — clocks held back: " + ", ".join(r.replace("_", " ") for r in reasons)
         name = self.title_label.text().split(" — ")[0]
         self.title_label.setText(name + status)
-        self.title_label.setStyleSheet("color: #dc2626;" if self.lost else "")
+        self.title_label.setStyleSheet("color: #dc2626;" if self.lost or reasons else "")
 
     def readout_at(self, t: float) -> str:
         index = _nearest(self._last_t, t)
@@ -486,6 +492,10 @@ class HostPanel(PanelBase):
         self.cpu_max.set_data(x, mean[:, 4], low[:, 4], high[:, 4], window.decimated)
         cores = f" · {len(host.cpu_pct)} cores" if host is not None else ""
         self.titles["cpu"].set(f"CPU {_fmt(_last(mean[:, 3]), '%')}{cores}")
+        disks = host.disks if host is not None else ()
+        self.title_label.setText(
+            "Host" + "".join(f" · {d.path}: {d.free_mib / GIB:.0f} GiB free" for d in disks[:4])
+        )
 
     def readout_at(self, t: float) -> str:
         index = _nearest(self._last_t, t)

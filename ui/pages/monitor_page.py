@@ -160,7 +160,12 @@ class MonitorPage(QWidget):
     def _sync_panels(self, latest: Snapshot | None) -> None:
         """Add a panel for each GPU seen; say what is missing when there is none."""
         if latest is None:
-            self._show_status("Waiting for the first reading…")
+            off = not self._settings.get("monitor_enabled")
+            self._show_status(
+                "Sampling is off (Settings → Monitor and alerts)."
+                if off
+                else "Waiting for the first reading…"
+            )
             return
         for gpu in latest.gpus:
             if gpu.key not in self.gpu_panels:

@@ -153,3 +153,16 @@ def test_a_lost_gpu_is_marked_and_the_other_keeps_drawing(qtbot: QtBot, services
     assert "GPU 1 lost" in page.status_label.text()
     assert "Power 253 W" in page.gpu_panels["nvidia0"].titles["power"].text
     service.stop()
+
+
+def test_sampling_switched_off_is_said(qtbot: QtBot, services: Services) -> None:
+    services.settings.set("monitor_enabled", False)
+    page = _page(qtbot, services)
+    assert page.status_label.text() == "Sampling is off (Settings → Monitor and alerts)."
+    services.monitor.start()
+    assert not services.monitor.service.running  # the setting wins
+    services.settings.set("monitor_enabled", True)  # turned on from Settings: it starts
+    assert services.monitor.service.running
+    qtbot.waitUntil(lambda: services.monitor.latest is not None, timeout=10000)
+    services.settings.set("monitor_enabled", False)
+    assert not services.monitor.service.running
