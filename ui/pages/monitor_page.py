@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QHideEvent, QShowEvent
@@ -25,8 +26,10 @@ from PySide6.QtWidgets import (
 
 from app.telemetry.snapshot import Snapshot
 from ui.monitor_feed import MonitorFeed
-from ui.monitor_plots import GpuPanel, HostPanel, gpu_by_key, panel_visible
 from ui.services import Services
+
+if TYPE_CHECKING:
+    from ui.monitor_plots import GpuPanel, HostPanel
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +89,8 @@ class MonitorPage(QWidget):
         outer.addWidget(self.scroll_area, 1)
 
         self.gpu_panels: dict[str, GpuPanel] = {}
-        self._drawn: set[GpuPanel] = set()
-        self.host_panel = HostPanel()
-        self.host_panel.setMinimumHeight(220)
-        self.panels_layout.addWidget(self.host_panel)
+        self._drawn: set[QWidget] = set()
+        self._host_panel: HostPanel | None = None  # built on first show: a faster start
 
         self.timer = QTimer(self)
         self.timer.timeout.connect(self._on_timer_timeout)
@@ -97,6 +98,18 @@ class MonitorPage(QWidget):
         self._settings.changed.connect(self._on_settings_changed)
         self.redraws = 0
         """How many times the graphs were redrawn (for tests and the benchmark)."""
+
+    @property
+    def host_panel(self) -> HostPanel:
+        """The host's panel, built the first time it is needed."""
+        if self._host_panel is None:
+            from ui.monitor_plots import HostPanel  # pyqtgraph loads when first needed
+
+            self._host_panel = HostPanel()
+            self._host_panel.setMinimumHeight(220)
+            self.panels_layout.addWidget(self._host_panel)
+            self._host_panel.show()
+        return self._host_panel
 
     # ------------------------------------------------------------------ visibility
     def showEvent(self, event: QShowEvent) -> None:
@@ -135,6 +148,8 @@ class MonitorPage(QWidget):
     # ------------------------------------------------------------------ drawing
     def redraw(self, *, force: bool = False) -> None:
         """Draw the history's latest state (skipped when nothing changed)."""
+        from ui.monitor_plots import gpu_by_key, panel_visible
+
         history = self._feed.service.history
         version = history.version
         if not force and version == self._drawn_version and self.range_s == self._drawn_range:
@@ -151,10 +166,12 @@ class MonitorPage(QWidget):
             window = history.window(panel.metric_names(history), self.range_s, now=end)
             panel.set_range(start, end)
             panel.update_from(window, gpu_by_key(latest, panel.key))
-        if panel_visible(self.host_panel):
-            window = history.window(self.host_panel.metric_names(history), self.range_s, now=end)
-            self.host_panel.set_range(start, end)
-            self.host_panel.update_from(window, latest.host if latest is not None else None)
+        host = self.host_panel
+        if host not in self._drawn or panel_visible(host):
+            self._drawn.add(host)
+            window = history.window(host.metric_names(history), self.range_s, now=end)
+            host.set_range(start, end)
+            host.update_from(window, latest.host if latest is not None else None)
         self.redraws += 1
 
     def _sync_panels(self, latest: Snapshot | None) -> None:
@@ -167,6 +184,8 @@ class MonitorPage(QWidget):
                 else "Waiting for the first reading…"
             )
             return
+        from ui.monitor_plots import GpuPanel
+
         for gpu in latest.gpus:
             if gpu.key not in self.gpu_panels:
                 panel = GpuPanel(gpu)

@@ -159,10 +159,11 @@ def test_sampling_switched_off_is_said(qtbot: QtBot, services: Services) -> None
     services.settings.set("monitor_enabled", False)
     page = _page(qtbot, services)
     assert page.status_label.text() == "Sampling is off (Settings → Monitor and alerts)."
+    service = services.monitor.service
     services.monitor.start()
-    assert not services.monitor.service.running  # the setting wins
+    assert [service.running] == [False]  # the setting wins
     services.settings.set("monitor_enabled", True)  # turned on from Settings: it starts
-    assert services.monitor.service.running
+    assert [service.running] == [True]
     qtbot.waitUntil(lambda: services.monitor.latest is not None, timeout=10000)
     services.settings.set("monitor_enabled", False)
-    assert not services.monitor.service.running
+    assert [service.running] == [False]
