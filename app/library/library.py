@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from app.library.sources import Candidate, discover
 log = logging.getLogger(__name__)
 
 INDEX_FILE_NAME = "library.sqlite3"
+READ_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -131,8 +133,11 @@ class Library:
             )
             fresh: dict[Path, Entry] = {}
             read = 0
-            for candidate in found.candidates:
-                entry, was_read = self._read(candidate)
+            # Threads overlap one file's disk reads with another's parsing (reads release
+            # the GIL); results keep the discovery order.
+            with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="library-read") as pool:
+                results = list(pool.map(self._read, found.candidates))
+            for candidate, (entry, was_read) in zip(found.candidates, results, strict=True):
                 read += was_read
                 fresh[candidate.path.absolute()] = entry
             if prune_index:
