@@ -83,6 +83,28 @@ class Settings:
         metadata=_doc("Seconds before the same alert may fire again (stops a flapping value)."),
     )
 
+    llamacpp_image: str = field(
+        default="ghcr.io/ggml-org/llama.cpp:server-cuda",
+        metadata=_doc("Docker image for llama.cpp backends (its entrypoint is llama-server)."),
+    )
+    vllm_image: str = field(
+        default="vllm/vllm-openai",
+        metadata=_doc("Docker image for vLLM backends (its entrypoint is vllm serve)."),
+    )
+    llama_server_path: str = field(
+        default="",
+        metadata=_doc("llama-server to run as a local process (empty: the one on PATH)."),
+    )
+    local_host_network: bool = field(
+        default=False,
+        metadata=_doc("Run containers on the local engine with host networking (engines "
+                      "without a bridge network); otherwise ports are published on 127.0.0.1."),
+    )
+    backend_stop_timeout_s: float = field(
+        default=10.0,
+        metadata=_doc("Seconds a backend gets to stop by itself before it is killed."),
+    )
+
     @staticmethod
     def description(name: str) -> str:
         """The description of field `name`."""

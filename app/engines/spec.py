@@ -1,0 +1,43 @@
+"""LaunchSpec: what an engine recipe hands to a runtime (container or local process).
+
+The runtime adds nothing to the engine's arguments except where they run: it never
+parses them. That keeps each engine's flags in one module (its recipe).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host folder seen at `target` inside the container (read-only unless said)."""
+
+    source: str
+    target: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """The exact command line, environment and mounts of one backend.
+
+    `args` are the arguments after the image's entrypoint (or after the executable for
+    a local process). `api_key_env` names the variable the engine reads its API key
+    from: the key goes in the environment, never in `args`, so it is not in the
+    process's command line (`ps`, /proc/PID/cmdline) or in a log of the command.
+    """
+
+    engine: str
+    image: str
+    args: tuple[str, ...]
+    port: int
+    bind: str
+    env: dict[str, str] = field(default_factory=dict)
+    mounts: tuple[Mount, ...] = ()
+    api_key_env: str = ""
+    gpus: tuple[str, ...] = ()
+    ipc_host: bool = False
+    shm_size: str | None = None
+    health_path: str = "/health"
+    served_model: str = ""

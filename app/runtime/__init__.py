@@ -1,0 +1,1 @@
+"""Running backends: hosts (Docker engines or local processes), their lifecycle and health."""

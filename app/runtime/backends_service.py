@@ -1,0 +1,349 @@
+"""BackendsService: the one object the CLI and the UI use to start, find and stop backends.
+
+It never keeps state that the hosts do not also hold: on `refresh()` it asks every
+host for Rigdeck's containers (by label) or processes (by pid file) and builds the
+backends from what it finds, so a restarted Rigdeck shows what really runs, and a
+start of a backend that is already up returns that one instead of a second copy.
+All calls block: the UI runs them through its task runner.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import httpx
+from psygnal import Signal
+
+from app import __version__
+from app.engines.plan import LaunchPlan, check_plan
+from app.engines.recipes import DEFAULT_IMAGES, launch_spec
+from app.errors import UserError
+from app.runtime.backend import LABEL, Backend, BackendState
+from app.runtime.docker_runtime import DockerRuntime, HostUnreachableError
+from app.runtime.failure import explain_exit
+from app.runtime.fit_check import FitVerdict, check_fit
+from app.runtime.health import probe
+from app.runtime.hosts import LOCAL, Host
+from app.runtime.keys import KeyKeeper
+from app.runtime.observed import Foreign, Observed
+from app.runtime.process_runtime import ProcessRuntime
+
+log = logging.getLogger(__name__)
+
+Runtime = DockerRuntime | ProcessRuntime
+READY_TIMEOUT_S = 600.0
+POLL_S = 0.25
+STOP_TIMEOUT_S = 10.0
+CLEAN_EXITS = (0, 130, 143)
+
+
+class WillNotFitError(UserError):
+    """The fit planner says the plan does not fit the GPUs' free memory right now."""
+
+    def __init__(self, verdict: FitVerdict) -> None:
+        super().__init__(verdict.message)
+        self.verdict = verdict
+
+
+@dataclass(frozen=True)
+class StartResult:
+    backend: Backend
+    already_running: bool
+
+
+def _port_in_use(address: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe_socket:
+        try:
+            probe_socket.bind((address, port))
+        except OSError:
+            return True
+    return False
+
+
+def _free_port(address: str, taken: set[int]) -> int:
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe_socket:
+            probe_socket.bind((address, 0))
+            port = int(probe_socket.getsockname()[1])
+        if port not in taken:
+            return port
+    raise UserError("no free port found on the host")
+
+
+class BackendsService:
+    """Backends on all hosts; emits `changed` when one appears, goes or changes state."""
+
+    changed = Signal()
+
+    def __init__(self, hosts: list[Host], keys: KeyKeeper, *, images: dict[str, str] | None = None,
+                 run_dir: Path | None = None, llama_server_path: str = "") -> None:
+        self.hosts = {host.name: host for host in hosts}
+        self.keys = keys
+        self.images = {**DEFAULT_IMAGES, **{k: v for k, v in (images or {}).items() if v}}
+        self.runtimes: dict[str, Runtime] = {}
+        for host in hosts:
+            if host.kind == "process":
+                self.runtimes[host.name] = ProcessRuntime(
+                    host, run_dir or Path("/tmp/rigdeck-run"), llama_server_path)
+            else:
+                self.runtimes[host.name] = DockerRuntime(host)
+        self.backends: dict[tuple[str, str], Backend] = {}
+        self.foreign: list[Foreign] = []
+        self.host_errors: dict[str, str] = {}
+        self._lock = threading.RLock()
+        self._http = httpx.Client(timeout=2.0, trust_env=False)
+
+    def close(self) -> None:
+        self._http.close()
+        for runtime in self.runtimes.values():
+            runtime.close()
+
+    # ------------------------------------------------------------------ finding
+    def runtime(self, host: str) -> Runtime:
+        try:
+            return self.runtimes[host]
+        except KeyError:
+            raise UserError(f"unknown host {host!r}; hosts: {', '.join(self.runtimes)}") from None
+
+    def refresh(self) -> list[Backend]:
+        """Ask every host what runs; update states; the backends, sorted by host and name."""
+        foreign: list[Foreign] = []
+        seen: set[tuple[str, str]] = set()
+        for name, runtime in self.runtimes.items():
+            try:
+                observed, others = runtime.observe()
+            except HostUnreachableError as exc:
+                self.host_errors[name] = str(exc)
+                continue
+            self.host_errors.pop(name, None)
+            foreign += others
+            for obs in observed:
+                backend = self._merge(name, obs)
+                if backend is not None:
+                    seen.add(backend.key)
+        with self._lock:
+            for key in list(self.backends):
+                host_ok = key[0] not in self.host_errors
+                if key not in seen and host_ok:
+                    gone = self.backends.pop(key)
+                    gone.set_state(BackendState.STOPPED, "removed")
+            self.foreign = foreign
+            result = sorted(self.backends.values(), key=lambda b: b.key)
+        self.changed.emit()
+        return result
+
+    def _merge(self, host: str, obs: Observed) -> Backend | None:
+        name = obs.labels.get(f"{LABEL}.name")
+        if not name:
+            return None
+        with self._lock:
+            backend = self.backends.get((host, name))
+            fresh = backend is None or backend.ref != obs.ref
+            if fresh:
+                backend = self._from_labels(host, obs)
+                self.backends[backend.key] = backend
+        assert backend is not None
+        if obs.api_key and not backend.api_key:
+            backend.api_key = obs.api_key
+            self.keys.remember(self._key_ref(host, name), obs.api_key)
+        self._update(backend, obs, fresh=fresh)
+        return backend
+
+    def _from_labels(self, host: str, obs: Observed) -> Backend:
+        labels = obs.labels
+        gpus = tuple(g for g in labels.get(f"{LABEL}.gpus", "").split(",") if g)
+        return Backend(
+            name=labels[f"{LABEL}.name"], host=host, engine=labels.get(f"{LABEL}.engine", "?"),
+            model=labels.get(f"{LABEL}.model", ""), port=int(labels.get(f"{LABEL}.port", "0")),
+            endpoint_host=self.hosts[host].endpoint_host, ref=obs.ref,
+            plan_json=labels.get(f"{LABEL}.plan", "{}"), image=labels.get(f"{LABEL}.image", ""),
+            gpus=gpus, started_at=obs.started_at or time.time(), api_key=obs.api_key,
+            key_persisted=self.keys.persisted)
+
+    def _update(self, backend: Backend, obs: Observed, *, fresh: bool = False) -> None:
+        if obs.started_at:
+            backend.started_at = obs.started_at
+        if obs.status == "gone":
+            backend.set_state(BackendState.STOPPED, "removed")
+        elif obs.status == "created":
+            backend.set_state(BackendState.STARTING)
+        elif obs.status in ("running", "restarting", "paused"):
+            if backend.state is BackendState.STOPPING:
+                return
+            health = probe(self._http, f"{backend.base_url}/health")
+            if health == "ready":
+                backend.set_state(BackendState.READY)
+            elif health == "loading" or backend.state in (BackendState.LOADING,
+                                                         BackendState.READY):
+                backend.set_state(BackendState.LOADING)
+            else:
+                backend.set_state(BackendState.STARTING)
+        elif obs.exit_code in CLEAN_EXITS and (fresh or backend.state is BackendState.STOPPING):
+            backend.set_state(BackendState.STOPPED, f"exited with code {obs.exit_code}")
+        elif backend.state is not BackendState.FAILED:
+            tail = self.runtime(backend.host).log_tail(backend.ref, 400)
+            backend.set_state(BackendState.FAILED, explain_exit(
+                obs.exit_code, tail, oom_killed=obs.oom_killed, port=backend.port))
+
+    def find(self, name: str, host: str | None = None) -> Backend:
+        """The backend called `name` (on `host`, or the only one of that name).
+
+        Raises:
+            UserError: none or several match; the message lists what runs.
+        """
+        with self._lock:
+            matches = [b for b in self.backends.values()
+                       if b.name == name and (host is None or b.host == host)]
+            names = sorted(f"{b.host}/{b.name}" for b in self.backends.values())
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            running = ", ".join(names) or "none"
+            raise UserError(f"no backend named {name!r} (backends: {running})")
+        raise UserError(f"{name!r} runs on several hosts; say which with --host")
+
+    # ------------------------------------------------------------------ starting
+    @staticmethod
+    def _key_ref(host: str, name: str) -> str:
+        return f"backend:{host}:{name}"
+
+    def check_fit(self, plan: LaunchPlan, host: str) -> FitVerdict:
+        """The fit planner's verdict for `plan` on the host's GPUs' free memory now."""
+        return check_fit(plan, self.hosts[host])
+
+    def start(self, plan: LaunchPlan, host: str = LOCAL, *, force: bool = False,
+              wait: bool = False, timeout_s: float = READY_TIMEOUT_S) -> StartResult:
+        """Start `plan` on `host`, or return the backend of that name that is already up.
+
+        Raises:
+            PlanError: the plan's values conflict (nothing started).
+            WillNotFitError: the plan does not fit and `force` is False.
+            UserError: the model, image or port is missing or taken, the host is
+                unreachable or refused; the message says which.
+        """
+        check_plan(plan)
+        runtime = self.runtime(host)
+        target = self.hosts[host]
+        name = plan.backend_name
+        self.refresh()
+        with self._lock:
+            existing = self.backends.get((host, name))
+        if existing is not None and existing.state.is_live:
+            log.info("%s already runs on %s; not starting a second copy", name, host)
+            return StartResult(existing, already_running=True)
+        if existing is not None:  # a finished one (failed, or stopped and kept)
+            runtime.stop(existing.ref, 1, remove=True)
+            with self._lock:
+                self.backends.pop(existing.key, None)
+        self._check_files(plan, target)
+        verdict = self.check_fit(plan, host)
+        if not verdict.fits and not force:
+            raise WillNotFitError(verdict)
+        port = self._pick_port(plan, target)
+        in_container = target.kind == "docker"
+        inner_bind = target.bind_address if target.host_network else "0.0.0.0"
+        image = plan.image or self.images.get(plan.engine, "")
+        spec = launch_spec(plan, port=port, bind=inner_bind, image=image,
+                           in_container=in_container, arch=self._arch(plan, target))
+        key_ref = self._key_ref(host, name)
+        api_key = self.keys.new_key(key_ref)
+        labels = {
+            **plan.labels, f"{LABEL}.name": name, f"{LABEL}.engine": plan.engine,
+            f"{LABEL}.model": plan.model, f"{LABEL}.port": str(port),
+            f"{LABEL}.plan": replace(plan, port=port).to_json(),
+            f"{LABEL}.image": spec.image if in_container else "", f"{LABEL}.host": host,
+            f"{LABEL}.gpus": ",".join(plan.gpus), f"{LABEL}.version": __version__,
+        }
+        try:
+            ref = runtime.start(spec, name, labels, api_key)
+        except BaseException:
+            self.keys.forget(key_ref)
+            raise
+        backend = Backend(
+            name=name, host=host, engine=plan.engine, model=plan.model, port=port,
+            endpoint_host=target.endpoint_host, ref=ref, plan_json=labels[f"{LABEL}.plan"],
+            image=labels[f"{LABEL}.image"], gpus=plan.gpus, api_key=api_key,
+            key_persisted=self.keys.persisted)
+        with self._lock:
+            self.backends[backend.key] = backend
+        self.changed.emit()
+        if wait:
+            self.wait_ready(backend, timeout_s)
+        return StartResult(backend, already_running=False)
+
+    def _check_files(self, plan: LaunchPlan, host: Host) -> None:
+        if host.is_remote:
+            return  # the path is on that host; Docker says if it is missing
+        for path in (plan.model, *plan.adapters):
+            if not Path(path).exists():
+                raise UserError(f"the model path {path} does not exist")
+            if not Path(path).is_absolute():
+                raise UserError(f"the model path {path} must be absolute")
+
+    @staticmethod
+    def _arch(plan: LaunchPlan, host: Host) -> str | None:
+        if plan.experts is None or host.is_remote or not plan.model.endswith(".gguf"):
+            return None
+        try:
+            from app.library.gguf import read_gguf_header
+
+            return read_gguf_header(Path(plan.model)).architecture
+        except Exception as exc:  # the recipe says why an arch is needed
+            log.info("could not read the architecture of %s: %s", plan.model, exc)
+            return None
+
+    def _pick_port(self, plan: LaunchPlan, host: Host) -> int:
+        with self._lock:
+            taken = {b.port for b in self.backends.values()
+                     if b.host == host.name and b.state.is_live}
+        address = "127.0.0.1" if host.is_remote else host.bind_address
+        if plan.port is not None:
+            if plan.port in taken or _port_in_use(address, plan.port):
+                raise UserError(f"port {plan.port} on {address} is already in use; choose "
+                                "another port or leave it empty to pick a free one")
+            return plan.port
+        return _free_port(address, taken)
+
+    def wait_ready(self, backend: Backend, timeout_s: float = READY_TIMEOUT_S) -> Backend:
+        """Poll until ready or failed.
+
+        Raises:
+            UserError: it failed (with the reason) or was not ready within timeout_s.
+        """
+        runtime = self.runtime(backend.host)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self._update(backend, runtime.inspect(backend.ref))
+            if backend.state is BackendState.READY:
+                return backend
+            if backend.state in (BackendState.FAILED, BackendState.STOPPED):
+                raise UserError(f"backend {backend.name} failed: {backend.reason}")
+            time.sleep(POLL_S)
+        raise UserError(f"backend {backend.name} was not ready within {timeout_s:.0f} s "
+                        f"(still {backend.state}); see `rigdeck logs {backend.name}`")
+
+    # ------------------------------------------------------------------ stopping, logs
+    def stop(self, backend: Backend, *, keep: bool = False,
+             timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Stop gracefully (forced after timeout_s) and remove unless `keep`."""
+        backend.set_state(BackendState.STOPPING)
+        self.changed.emit()
+        self.runtime(backend.host).stop(backend.ref, timeout_s, remove=not keep)
+        backend.set_state(BackendState.STOPPED, "stopped by the user")
+        if not keep:
+            self.keys.forget(self._key_ref(backend.host, backend.name))
+            with self._lock:
+                self.backends.pop(backend.key, None)
+        self.changed.emit()
+
+    def log_tail(self, backend: Backend, lines: int = 200) -> str:
+        return self.runtime(backend.host).log_tail(backend.ref, lines)
+
+    def follow_logs(self, backend: Backend, tail: int = 200) -> Iterator[str]:
+        return self.runtime(backend.host).follow_logs(backend.ref, tail)

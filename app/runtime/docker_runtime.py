@@ -1,0 +1,240 @@
+"""Backends as Docker containers on one engine (local socket, ssh:// or tcp:// with TLS).
+
+Everything Rigdeck needs to find a backend again is in the container's labels; the
+API key is in its environment (never its command line). The docker SDK does the
+transport; ssh:// uses the system's `ssh` client, so ~/.ssh/config and agents apply.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import docker
+import docker.errors
+import docker.types
+import requests.exceptions
+
+from app.engines.spec import LaunchSpec
+from app.errors import UserError
+from app.runtime.backend import LABEL
+from app.runtime.failure import explain_start_error
+from app.runtime.hosts import Host
+from app.runtime.observed import Foreign, Observed
+
+log = logging.getLogger(__name__)
+
+MANAGED = f"{LABEL}.managed"
+CONTAINER_PREFIX = "rigdeck-"
+CLIENT_TIMEOUT_S = 30
+TRANSPORT_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+
+
+class HostUnreachableError(UserError):
+    """The host's Docker engine does not answer."""
+
+
+def _timestamp(text: str | None) -> float | None:
+    """Docker's RFC 3339 time (nanoseconds, Z) as epoch seconds; None when unset."""
+    if not text or text.startswith("0001-"):
+        return None
+    try:
+        return datetime.fromisoformat(text[:19] + "+00:00").timestamp()
+    except ValueError:
+        return None
+
+
+def gpu_request(gpus: tuple[str, ...]) -> list[docker.types.DeviceRequest]:
+    """The NVIDIA device request for exactly these GPUs (indexes or UUIDs)."""
+    if not gpus:
+        return []
+    return [docker.types.DeviceRequest(driver="nvidia", device_ids=list(gpus),
+                                       capabilities=[["gpu"]])]
+
+
+class DockerRuntime:
+    """One Docker engine; every call blocks (run it off the GUI thread)."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self._client: docker.DockerClient | None = None
+
+    def client(self) -> docker.DockerClient:
+        """A connected client, made on first use.
+
+        Raises:
+            HostUnreachableError: the engine does not answer; the message says how to fix.
+        """
+        if self._client is None:
+            try:
+                self._client = docker.DockerClient(
+                    base_url=self.host.url, timeout=CLIENT_TIMEOUT_S,
+                    use_ssh_client=self.host.url.startswith("ssh://"),
+                    tls=self.host.url.startswith("tcp://"))
+            except TRANSPORT_ERRORS as exc:
+                raise HostUnreachableError(self._unreachable(exc)) from exc
+        return self._client
+
+    def _unreachable(self, exc: BaseException) -> str:
+        hint = ("is Docker running? (sudo systemctl start docker) and may you use it? "
+                "(add yourself to the docker group)")
+        if self.host.url.startswith("ssh://"):
+            hint = ("check that `ssh` reaches it without a password prompt and that the "
+                    "docker CLI is installed there")
+        return f"host {self.host.name} ({self.host.url}): Docker does not answer: {exc}; {hint}"
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """fn(...) with transport failures turned into HostUnreachableError."""
+        try:
+            return fn(*args, **kwargs)
+        except docker.errors.APIError:
+            raise
+        except TRANSPORT_ERRORS as exc:
+            self.close()
+            raise HostUnreachableError(self._unreachable(exc)) from exc
+
+    def version(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("version", lambda: self.client().version())
+        return result
+
+    def info(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("info", lambda: self.client().info())
+        return result
+
+    def has_image(self, image: str) -> bool:
+        try:
+            self._call("image", self.client().images.get, image)
+        except docker.errors.ImageNotFound:
+            return False
+        return True
+
+    def observe(self) -> tuple[list[Observed], list[Foreign]]:
+        """Rigdeck's containers (by label) and the others on this engine."""
+        containers = self._call("list", self.client().containers.list, all=True)
+        mine: list[Observed] = []
+        foreign: list[Foreign] = []
+        for container in containers:
+            labels = container.labels or {}
+            if labels.get(MANAGED) == "1":
+                mine.append(self._observed(container.attrs, labels))
+            else:
+                foreign.append(Foreign(self.host.name, container.name,
+                                       ",".join(container.image.tags) if container.image
+                                       else "", container.status))
+        return mine, foreign
+
+    def inspect(self, ref: str) -> Observed:
+        try:
+            attrs = self._call("inspect", self.client().api.inspect_container, ref)
+        except docker.errors.NotFound:
+            return Observed(ref, {}, "gone")
+        return self._observed(attrs, attrs["Config"].get("Labels") or {})
+
+    def _observed(self, attrs: dict[str, Any], labels: dict[str, str]) -> Observed:
+        state = attrs.get("State", {})
+        status = str(state.get("Status", "gone"))
+        if status in ("dead", "removing"):
+            status = "exited"
+        key_env = labels.get(f"{LABEL}.key_env", "")
+        key = None
+        for entry in attrs.get("Config", {}).get("Env") or []:
+            if key_env and entry.startswith(f"{key_env}="):
+                key = entry.split("=", 1)[1]
+        return Observed(
+            ref=str(attrs["Id"]), labels=dict(labels), status=status,
+            exit_code=state.get("ExitCode") if status == "exited" else None,
+            oom_killed=bool(state.get("OOMKilled")),
+            started_at=_timestamp(state.get("StartedAt")), api_key=key)
+
+    def start(self, spec: LaunchSpec, name: str, labels: dict[str, str], api_key: str) -> str:
+        """Create and start the container; its id.
+
+        Raises:
+            UserError: the image is missing, the engine refused (e.g. no NVIDIA runtime,
+                a model folder that does not exist there, port taken); the message says
+                which, not Docker's raw error.
+        """
+        client = self.client()
+        if not self.has_image(spec.image):
+            raise UserError(
+                f"host {self.host.name}: the image {spec.image} is not there. Pull it "
+                f"(docker pull {spec.image}) or choose another image in Settings")
+        env = dict(spec.env)
+        env[spec.api_key_env] = api_key
+        kwargs: dict[str, Any] = {
+            "command": list(spec.args), "name": f"{CONTAINER_PREFIX}{name}",
+            "labels": {**labels, MANAGED: "1", f"{LABEL}.key_env": spec.api_key_env},
+            "environment": env, "detach": True,
+            "mounts": [docker.types.Mount(m.target, m.source, type="bind",
+                                          read_only=m.read_only) for m in spec.mounts],
+            "device_requests": gpu_request(spec.gpus),
+        }
+        if self.host.host_network:
+            kwargs["network_mode"] = "host"
+        else:
+            kwargs["ports"] = {f"{spec.port}/tcp": (self.host.bind_address, spec.port)}
+        if spec.ipc_host:
+            kwargs["ipc_mode"] = "host"
+        if spec.shm_size:
+            kwargs["shm_size"] = spec.shm_size
+        try:
+            container = self._call("create", client.containers.create, spec.image, **kwargs)
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:
+                raise UserError(f"host {self.host.name}: a container named "
+                                f"{CONTAINER_PREFIX}{name} already exists; stop it or "
+                                "choose another name") from exc
+            raise UserError(explain_start_error(str(exc.explanation or exc),
+                                                host=self.host.name, port=spec.port)) from exc
+        try:
+            self._call("start", container.start)
+        except docker.errors.APIError as exc:
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True)
+            raise UserError(explain_start_error(str(exc.explanation or exc),
+                                                host=self.host.name, port=spec.port)) from exc
+        log.info("started container %s (%s) on %s", name, container.short_id, self.host.name)
+        return str(container.id)
+
+    def create_only(self, spec: LaunchSpec, name: str, labels: dict[str, str]) -> str:
+        """Create (not start) a container; for checks of what the engine would get."""
+        container = self._call(
+            "create", self.client().containers.create, spec.image, command=list(spec.args),
+            name=f"{CONTAINER_PREFIX}{name}", labels={**labels, MANAGED: "1"},
+            device_requests=gpu_request(spec.gpus), network_mode="host")
+        return str(container.id)
+
+    def log_tail(self, ref: str, lines: int = 200) -> str:
+        try:
+            raw = self._call("logs", self.client().api.logs, ref, tail=lines)
+        except docker.errors.NotFound:
+            return ""
+        return bytes(raw).decode(errors="replace")
+
+    def follow_logs(self, ref: str, tail: int = 200) -> Iterator[str]:
+        """Log lines as they come, until the container stops."""
+        stream = self._call("logs", self.client().api.logs, ref, stream=True, follow=True,
+                            tail=tail)
+        pending = b""
+        for chunk in stream:
+            pending += bytes(chunk)
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                yield line.decode(errors="replace")
+        if pending:
+            yield pending.decode(errors="replace")
+
+    def stop(self, ref: str, timeout_s: float, remove: bool) -> None:
+        """SIGTERM, SIGKILL after timeout_s (Docker does both), then remove unless kept."""
+        with contextlib.suppress(docker.errors.NotFound):
+            self._call("stop", self.client().api.stop, ref, timeout=int(timeout_s))
+            if remove:
+                self._call("remove", self.client().api.remove_container, ref, force=True)

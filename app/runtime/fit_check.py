@@ -1,0 +1,83 @@
+"""Before start: does the plan fit the chosen GPUs' free memory right now?
+
+The fit planner (app.fit) estimates what llama.cpp will allocate; free memory comes
+from NVML for the local host (other processes count). Where either is missing — no
+GPUs chosen, a remote host, a vLLM plan, no driver — the check says so and lets the
+start go on: it only ever asks for confirmation, it never blocks a start by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.engines.plan import LaunchPlan
+from app.runtime.hosts import Host
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FitVerdict:
+    fits: bool
+    over_mib: float = 0.0
+    message: str = ""
+    checked: bool = False
+
+
+def free_gpu_memory_mib(gpus: tuple[str, ...]) -> list[float] | None:
+    """Free MiB of each chosen local GPU now (NVML), or None without a driver."""
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError:
+        return None
+    try:
+        free: list[float] = []
+        for gpu in gpus:
+            handle = (pynvml.nvmlDeviceGetHandleByIndex(int(gpu)) if gpu.isdigit()
+                      else pynvml.nvmlDeviceGetHandleByUUID(gpu))
+            free.append(float(pynvml.nvmlDeviceGetMemoryInfo(handle).free) / 2**20)
+        return free
+    except pynvml.NVMLError as exc:
+        log.info("NVML could not read the GPUs %s: %s", gpus, exc)
+        return None
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def check_fit(plan: LaunchPlan, host: Host) -> FitVerdict:
+    """The planner's verdict, or an unchecked "fits" when it cannot be checked here."""
+    if not plan.gpus or plan.engine != "llamacpp" or host.is_remote:
+        return FitVerdict(True)
+    free = free_gpu_memory_mib(plan.gpus)
+    if free is None:
+        return FitVerdict(True, message="GPU memory could not be read (no NVIDIA driver)")
+    try:
+        from app.fit.plan import FitPlan
+        from app.fit.planner import plan_fit
+        from app.library.gguf import read_gguf_header
+
+        header = read_gguf_header(Path(plan.model))
+        fit_plan = FitPlan(
+            ctx=plan.context or 4096, parallel=plan.parallel,
+            flash_attn=plan.flash_attn is not False,
+            cache_type_k=plan.cache_type_k or "f16", cache_type_v=plan.cache_type_v or "f16",
+            experts=plan.experts, gpus=tuple(range(len(plan.gpus))),
+            gpu_layers=plan.gpu_layers, n_cpu_moe=plan.n_cpu_moe or 0,
+            tensor_split=plan.tensor_split)
+        result = plan_fit(header, fit_plan, free)
+    except Exception as exc:  # a planner gap must not block a start
+        log.info("fit check skipped for %s: %s", plan.model, exc)
+        return FitVerdict(True, message=f"fit not checked: {exc}")
+    peak = max((d.total_mib - f for d, f in zip(result.estimate.devices, free, strict=False)),
+               default=0.0)
+    if result.fits:
+        return FitVerdict(True, checked=True)
+    return FitVerdict(False, over_mib=peak, checked=True,
+                      message=f"the plan needs about {peak:.0f} MiB more than the chosen GPUs "
+                              "have free right now; start anyway?")

@@ -1,0 +1,186 @@
+"""Backends as local processes, for machines without Docker: a llama-server on PATH (or
+set in Settings) started in its own session, found again through a pid file.
+
+A pid file holds the same labels a container would, plus the pid and its start time
+(so a recycled pid is not taken for our server). The API key is in the process's
+environment; a later Rigdeck reads it back from there (same user only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+
+from app.engines.spec import LaunchSpec
+from app.errors import UserError
+from app.runtime.hosts import Host
+from app.runtime.observed import Foreign, Observed
+
+log = logging.getLogger(__name__)
+
+FOLLOW_POLL_S = 0.2
+
+
+class ProcessRuntime:
+    """Local llama-server processes, with pid files and logs under `run_dir`."""
+
+    def __init__(self, host: Host, run_dir: Path, binary: str = "") -> None:
+        self.host = host
+        self.run_dir = run_dir
+        self.binary = binary
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    def executable(self) -> str:
+        """The llama-server to run.
+
+        Raises:
+            UserError: none set in Settings and none on PATH.
+        """
+        found = self.binary or shutil.which("llama-server") or ""
+        if not found or not Path(found).exists():
+            raise UserError("no llama-server found: put it on PATH or set its path in "
+                            "Settings (llama_server_path) to run backends without Docker")
+        return found
+
+    def close(self) -> None:
+        """Reap children that ended; running ones are left running (they outlive us)."""
+        for pid, child in list(self._children.items()):
+            if child.poll() is not None:
+                self._children.pop(pid)
+
+    def _pidfile(self, name: str) -> Path:
+        return self.run_dir / f"{name}.json"
+
+    def log_path(self, name: str) -> Path:
+        return self.run_dir / f"{name}.log"
+
+    def start(self, spec: LaunchSpec, name: str, labels: dict[str, str], api_key: str) -> str:
+        """Start llama-server; the ref is its pid.
+
+        Raises:
+            UserError: no llama-server, or vLLM asked for (containers only).
+        """
+        if spec.engine != "llamacpp":
+            raise UserError("vLLM runs only in a container; choose a Docker host")
+        if spec.gpus:
+            raise UserError("GPUs for a local process are chosen by CUDA_VISIBLE_DEVICES; "
+                            "start on a Docker host to pick GPUs, or start on CPU")
+        binary = self.executable()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **spec.env, spec.api_key_env: api_key}
+        log_path = self.log_path(name)
+        with log_path.open("wb") as out:
+            child = subprocess.Popen([binary, *spec.args], stdout=out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        self._children[child.pid] = child
+        created = psutil.Process(child.pid).create_time()
+        record = {"pid": child.pid, "create_time": created, "labels": labels,
+                  "key_env": spec.api_key_env}
+        self._pidfile(name).write_text(json.dumps(record), encoding="utf-8")
+        log.info("started llama-server %s as pid %d", name, child.pid)
+        return str(child.pid)
+
+    def _records(self) -> list[tuple[Path, dict[str, object]]]:
+        found = []
+        for path in sorted(self.run_dir.glob("*.json")):
+            with contextlib.suppress(OSError, json.JSONDecodeError):
+                found.append((path, json.loads(path.read_text(encoding="utf-8"))))
+        return found
+
+    def _process(self, record: dict[str, object]) -> psutil.Process | None:
+        try:
+            proc = psutil.Process(int(str(record["pid"])))
+            if abs(proc.create_time() - float(str(record["create_time"]))) > 1.0:
+                return None
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return None
+        except (psutil.Error, KeyError, ValueError):
+            return None
+        return proc
+
+    def observe(self) -> tuple[list[Observed], list[Foreign]]:
+        found = []
+        for _path, record in self._records():
+            labels = {str(k): str(v) for k, v in dict(record.get("labels", {})).items()}  # type: ignore[call-overload]
+            pid = int(str(record["pid"]))
+            proc = self._process(record)
+            key = None
+            if proc is not None:
+                with contextlib.suppress(psutil.Error):
+                    key = proc.environ().get(str(record.get("key_env", "")))
+                found.append(Observed(str(pid), labels, "running",
+                                      started_at=float(str(record["create_time"])),
+                                      api_key=key))
+                continue
+            child = self._children.get(pid)
+            code = child.poll() if child is not None else None
+            found.append(Observed(str(pid), labels, "exited", exit_code=code))
+        return found, []
+
+    def inspect(self, ref: str) -> Observed:
+        for observed in self.observe()[0]:
+            if observed.ref == ref:
+                return observed
+        return Observed(ref, {}, "gone")
+
+    def _name_of(self, ref: str) -> str | None:
+        for path, record in self._records():
+            if str(record.get("pid")) == ref:
+                return path.stem
+        return None
+
+    def log_tail(self, ref: str, lines: int = 200) -> str:
+        name = self._name_of(ref)
+        if name is None:
+            return ""
+        try:
+            text = self.log_path(name).read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def follow_logs(self, ref: str, tail: int = 200) -> Iterator[str]:
+        name = self._name_of(ref)
+        if name is None:
+            return
+        yield from self.log_tail(ref, tail).splitlines()
+        with self.log_path(name).open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            while self.inspect(ref).status == "running":
+                line = handle.readline()
+                if line:
+                    yield line.decode(errors="replace").rstrip("\n")
+                else:
+                    time.sleep(FOLLOW_POLL_S)
+
+    def stop(self, ref: str, timeout_s: float, remove: bool) -> None:
+        """SIGTERM the process group, SIGKILL after timeout_s; forget it unless kept."""
+        name = self._name_of(ref)
+        record = next((r for p, r in self._records() if p.stem == name), None)
+        proc = self._process(record) if record else None
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout_s)
+            except psutil.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                with contextlib.suppress(psutil.Error):
+                    proc.wait(timeout_s)
+        child = self._children.pop(int(ref), None)
+        if child is not None:
+            child.wait(timeout_s)
+        if remove and name is not None:
+            self._pidfile(name).unlink(missing_ok=True)
+            self.log_path(name).unlink(missing_ok=True)
