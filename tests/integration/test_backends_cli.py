@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import docker
@@ -37,14 +38,37 @@ def _ps(env: dict[str, str]) -> dict[str, dict[str, object]]:
     return {b["name"]: b for b in json.loads(done.stdout)["backends"]}
 
 
-@pytest.mark.integration
-def test_two_backends_reattach_after_a_killed_rigdeck_and_stop_one(
-        tmp_path: Path, docker_engine: DockerEngine, docker_client: docker.DockerClient,
-        llama_server_image: str, tiny_gguf: TinyGgufFactory, leak_guard: LeakGuard) -> None:
-    model = tiny_gguf()
+@pytest.fixture
+def env(tmp_path: Path, docker_engine: DockerEngine, llama_server_image: str) -> dict[str, str]:
+    """The environment of a `rigdeck` process using the test engine and image."""
     home = tmp_path / "home"
     write_home(home, llama_server_image)
-    env = cli_env(home, docker_engine.base_url)
+    return cli_env(home, docker_engine.base_url)
+
+
+def _chat_each(base_url: str, image: str, run_dir: Path, names: tuple[str, ...]) -> None:
+    """Each backend answers a chat with the key a fresh Rigdeck reads back; none without."""
+    service = make_service([Host("local", base_url, host_network=True)], image, run_dir)
+    try:
+        backends = {b.name: b for b in service.refresh()}
+        for name in names:
+            backend = backends[name]
+            assert backend.state is BackendState.READY
+            assert chat(backend.base_url, None).status_code == 401
+            answer = chat(backend.base_url, backend.api_key)
+            assert answer.status_code == 200
+            assert answer.json()["choices"][0]["message"]["content"]
+    finally:
+        service.close()
+
+
+@pytest.mark.integration
+def test_two_backends_reattach_after_a_killed_rigdeck_and_stop_one(
+        env: dict[str, str], docker_engine: DockerEngine, docker_client: docker.DockerClient,
+        tiny_gguf: TinyGgufFactory, leak_guard: LeakGuard) -> None:
+    model = tiny_gguf()
+    image = tomllib.loads(Path(env["RIGDECK_HOME"], "config", "settings.toml").read_text())[
+        "llamacpp_image"]
     ports = {"alpha": leak_guard.free_port(), "beta": leak_guard.free_port(),
              "gamma": leak_guard.free_port()}
     common = ["--model", str(model), "--ctx", "512", "--threads", "1",
@@ -58,20 +82,7 @@ def test_two_backends_reattach_after_a_killed_rigdeck_and_stop_one(
         assert {n: (b["state"], b["port"]) for n, b in listed.items()} == {
             "alpha": ("ready", ports["alpha"]), "beta": ("ready", ports["beta"])}
 
-        # Both answer a chat, with the key a fresh Rigdeck reads back; none without it.
-        service = make_service([Host("local", docker_engine.base_url, host_network=True)],
-                               llama_server_image, tmp_path / "run")
-        try:
-            backends = {b.name: b for b in service.refresh()}
-            for name in ("alpha", "beta"):
-                backend = backends[name]
-                assert backend.state is BackendState.READY
-                assert chat(backend.base_url, None).status_code == 401
-                answer = chat(backend.base_url, backend.api_key)
-                assert answer.status_code == 200
-                assert answer.json()["choices"][0]["message"]["content"]
-        finally:
-            service.close()
+        _chat_each(docker_engine.base_url, image, model.parent.parent / "run", ("alpha", "beta"))
 
         # Rigdeck killed while it waits for gamma: the next `up` re-attaches, no copy.
         upping = subprocess.Popen(
@@ -116,13 +127,8 @@ def test_two_backends_reattach_after_a_killed_rigdeck_and_stop_one(
 
 
 @pytest.mark.integration
-def test_cli_refuses_a_bad_plan_before_anything_starts(tmp_path: Path,
-                                                       docker_engine: DockerEngine,
-                                                       llama_server_image: str,
+def test_cli_refuses_a_bad_plan_before_anything_starts(tmp_path: Path, env: dict[str, str],
                                                        tiny_gguf: TinyGgufFactory) -> None:
-    home = tmp_path / "home"
-    write_home(home, llama_server_image)
-    env = cli_env(home, docker_engine.base_url)
     plan = tmp_path / "plan.toml"
     plan.write_text(f'model = "{tiny_gguf()}"\ncontext = 512\nwarp_drive = true\n')
     done = rigdeck(env, "up", str(plan))
