@@ -82,6 +82,24 @@ class Settings:
         default=300.0,
         metadata=_doc("Seconds before the same alert may fire again (stops a flapping value)."),
     )
+    fit_model_path: str = field(
+        default="",
+        metadata=_doc("The model the Fit page opens with (the last one picked there)."),
+    )
+    fit_gpu_memory_mib: str = field(
+        default="",
+        metadata=_doc(
+            "GPU memory the Fit page plans for, MiB per GPU, comma-separated (e.g. 98304); "
+            "empty: the GPUs the monitor sees."
+        ),
+    )
+    fit_context: int = field(
+        default=0, metadata=_doc("Context the Fit page starts with (0: 4096 tokens).")
+    )
+    fit_experts: int = field(
+        default=0,
+        metadata=_doc("Experts per token the Fit page starts with, MoE models (0: the model's)."),
+    )
 
     llamacpp_image: str = field(
         default="ghcr.io/ggml-org/llama.cpp:server-cuda",

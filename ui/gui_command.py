@@ -131,6 +131,7 @@ def _screenshot(
     window.show()
     for _ in range(5):
         QCoreApplication.processEvents()
+    _settle(rigdeck)
     image = window.grab()
     saved = image.save(str(target), "PNG")
     rigdeck.quit()
@@ -138,3 +139,27 @@ def _screenshot(
         raise UserError(f"could not write the screenshot to {target}")
     print(target)
     return 0
+
+
+def _settle(rigdeck: object, quiet_s: float = 0.4, limit_s: float = 15.0) -> None:
+    """Let background work finish before the grab: pages fill in from the task runner
+    (a debounced job may follow another), so wait until it has been idle for `quiet_s`."""
+    import time
+
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    from ui.application import RigdeckApp
+
+    assert isinstance(rigdeck, RigdeckApp)
+    tasks = rigdeck.services.tasks
+    deadline = time.monotonic() + limit_s
+    quiet_since = time.monotonic()
+    loop = QEventLoop()
+    while time.monotonic() < deadline:
+        QTimer.singleShot(50, loop.quit)
+        loop.exec()
+        if tasks.pending:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_s:
+            return
+    log.warning("screenshot taken with background work still running")

@@ -104,3 +104,16 @@ class CalibrationStore:
         """An estimated total corrected by this machine's residual (unchanged if none)."""
         res = self.residual_mib(key)
         return total_mib if res is None else total_mib + res
+
+    def last_run(self, host: str, gpu_model: str, engine: str) -> CalibrationRecord | None:
+        """The newest record for this host, GPU model and engine, any engine version.
+
+        The Fit page shows it as "measured last time": a version bump rarely moves the
+        runtime's own memory, and an older run is better than none.
+        """
+        match = [
+            r
+            for r in self._load()
+            if (r.key.host, r.key.gpu_model, r.key.engine) == (host, gpu_model, engine)
+        ]
+        return max(match, key=lambda r: r.at) if match else None

@@ -112,7 +112,8 @@ def plan_fit(
             for n in sorted({max(1, m.n_layer // 4), max(1, m.n_layer // 2), m.n_layer}):
                 if n > plan.n_cpu_moe:
                     consider(
-                        f"keep the experts of {n} layers in RAM (--n-cpu-moe {n})",
+                        f"keep the experts of {n} layer{'s' if n > 1 else ''} in RAM "
+                        f"(--n-cpu-moe {n})",
                         replace(plan, n_cpu_moe=n),
                     )
         if plan.ubatch > 256:

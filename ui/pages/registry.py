@@ -7,6 +7,7 @@ from PySide6.QtWidgets import QStyle, QWidget
 
 from ui.pages import placeholders
 from ui.pages.chat_page import chat_page
+from ui.pages.fit_page import fit_page
 from ui.pages.monitor_page import monitor_page
 from ui.pages.settings_page import SettingsPage
 from ui.services import Services
@@ -27,7 +28,7 @@ class PageSpec:
 
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("library", "Library", SP.SP_DirIcon, placeholders.library_page),
-    PageSpec("fit", "Fit", SP.SP_FileDialogDetailedView, placeholders.fit_page),
+    PageSpec("fit", "Fit", SP.SP_FileDialogDetailedView, fit_page),
     PageSpec("backends", "Backends", SP.SP_ComputerIcon, placeholders.backends_page),
     PageSpec("monitor", "Monitor", SP.SP_DriveHDIcon, monitor_page),
     PageSpec("chat", "Chat", SP.SP_MessageBoxQuestion, chat_page),
