@@ -121,7 +121,8 @@ class BackendsService:
             except HostUnreachableError as exc:
                 self.host_errors[name] = str(exc)
                 continue
-            self.host_errors.pop(name, None)
+            if self.host_errors.pop(name, None) is not None:
+                observed = self._recover(name, runtime, observed)
             foreign += others
             for obs in observed:
                 backend = self._merge(name, obs)
@@ -136,6 +137,22 @@ class BackendsService:
             self.foreign = foreign
             result = sorted(self.backends.values(), key=lambda b: b.key)
         self.changed.emit()
+        return result
+
+    def _recover(self, host: str, runtime: Runtime, observed: list[Observed]) -> list[Observed]:
+        """The host's engine came back: start again the backends it stopped while away."""
+        if not isinstance(runtime, DockerRuntime):
+            return observed
+        with self._lock:
+            live = {b.ref for b in self.backends.values() if b.host == host and b.state.is_live}
+        result = []
+        for obs in observed:
+            if obs.ref in live and obs.status == "exited":
+                log.info("engine of %s is back; restarting %s", host, obs.ref[:12])
+                runtime.restart(obs.ref)
+                result.append(runtime.inspect(obs.ref))
+            else:
+                result.append(obs)
         return result
 
     def _merge(self, host: str, obs: Observed) -> Backend | None:

@@ -8,6 +8,7 @@ transport; ssh:// uses the system's `ssh` client, so ~/.ssh/config and agents ap
 from __future__ import annotations
 
 import contextlib
+import http.client
 import logging
 from collections.abc import Iterator
 from datetime import datetime
@@ -30,7 +31,9 @@ log = logging.getLogger(__name__)
 MANAGED = f"{LABEL}.managed"
 CONTAINER_PREFIX = "rigdeck-"
 CLIENT_TIMEOUT_S = 30
-TRANSPORT_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+TRANSPORT_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError,
+                    http.client.HTTPException, ValueError)
+"""What a lost engine raises; ValueError: the ssh transport reading a closed pipe."""
 
 
 class HostUnreachableError(UserError):
@@ -69,6 +72,10 @@ class DockerRuntime:
             HostUnreachableError: the engine does not answer; the message says how to fix.
         """
         if self._client is None:
+            if self.host.url.startswith("ssh://"):
+                from app.runtime import ssh_transport
+
+                ssh_transport.install()
             try:
                 self._client = docker.DockerClient(
                     base_url=self.host.url, timeout=CLIENT_TIMEOUT_S,
@@ -231,6 +238,10 @@ class DockerRuntime:
                 yield line.decode(errors="replace")
         if pending:
             yield pending.decode(errors="replace")
+
+    def restart(self, ref: str) -> None:
+        """Start an exited container again (same command, labels and key)."""
+        self._call("start", self.client().api.start, ref)
 
     def stop(self, ref: str, timeout_s: float, remove: bool) -> None:
         """SIGTERM, SIGKILL after timeout_s (Docker does both), then remove unless kept."""

@@ -23,6 +23,7 @@ from tests.realparts.gemma import ensure_gemma_gguf
 from tests.realparts.gguf_factory import TinyModelSpec, write_lora_adapter, write_tiny_model
 from tests.realparts.leak_guard import LeakGuard
 from tests.realparts.llama_build import ensure_llama_server
+from tests.realparts.remote_host import RemoteHost, start_remote_host
 
 T = TypeVar("T")
 
@@ -133,3 +134,14 @@ def leak_guard(request: pytest.FixtureRequest) -> Iterator[LeakGuard]:
     leaks = guard.leaks()
     if leaks:
         pytest.fail("the test left behind: " + "; ".join(leaks), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def remote_host(tmp_path_factory: pytest.TempPathFactory,
+                llama_server_binary: Path) -> Iterator[RemoteHost]:
+    """A second Docker engine reached over ssh:// (a local sshd), with the backend image."""
+    folder = tmp_path_factory.mktemp("remote-host")
+    parts = start_remote_host(folder, llama_server_binary)
+    yield require_part(lambda: next(parts))
+    for _ in parts:  # runs the clean-up after the yield
+        pass
