@@ -64,6 +64,7 @@ class SliderSpinWidget(QWidget):
             w.setRange(lo, hi)
             w.setSingleStep(step)
             w.setValue(value)
+        self._page = page
         self.slider.setPageStep(page or max(step, (hi - lo) // 10))
         layout.addWidget(self.slider, 0, 0)
         layout.addWidget(self.spin, 0, 1)
@@ -84,9 +85,14 @@ class SliderSpinWidget(QWidget):
             w.blockSignals(True)
             w.setRange(lo, hi)
             w.blockSignals(False)
-        self.slider.setPageStep(max(self.slider.singleStep(), (hi - lo) // 10))
+        self.slider.setPageStep(self._page or max(self.slider.singleStep(), (hi - lo) // 10))
 
     def _on_slider_value_changed(self, value: int) -> None:
+        step = self.slider.singleStep()
+        if step > 1:  # a drag lands anywhere; keep to the step (context pads to 256 anyway)
+            value = max(
+                self.slider.minimum(), min(round(value / step) * step, self.slider.maximum())
+            )
         if value != self.spin.value():
             self.spin.setValue(value)
 

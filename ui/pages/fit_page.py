@@ -13,11 +13,13 @@ import logging
 import os
 import socket
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QMetaMethod, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -158,6 +160,24 @@ def _describe(header: GgufHeader, info: ModelInfo) -> str:
     if not header.complete:
         text += " · header only: the file holds no tensor data"
     return f"{text}\n{header.path}"
+
+
+def _weakly(slot: Callable[..., None], *bound: Any) -> Callable[[Any], None]:
+    """`slot(*bound, value)` if its page is still alive, holding the page only weakly.
+
+    The task runner's future keeps its callbacks until the worker thread lets go of it;
+    a page held there could be freed on that thread, which PySide 6.12 cannot do safely
+    (a crash in BindingManager::runDeletionInMainThread). A page gone meanwhile (closed,
+    C++ side deleted) just drops the result.
+    """
+    ref = weakref.WeakMethod(slot)
+
+    def call(value: Any) -> None:
+        method = ref()
+        if method is not None and shiboken6.isValid(getattr(method, "__self__", None)):
+            method(*bound, value)
+
+    return call
 
 
 class _LibraryBridge(QObject):
@@ -348,8 +368,8 @@ class FitPage(QWidget):
         self._services.tasks.run(
             lambda: _read_model(path, data_dir, gpu_model),
             description=f"Reading {path}",
-            on_done=lambda loaded: self._on_model_read(seq, loaded),
-            on_error=lambda exc: self._on_model_failed(seq, path, exc),
+            on_done=_weakly(self._on_model_read, seq),
+            on_error=_weakly(self._on_model_failed, seq, path),
         )
 
     def _on_model_read(self, seq: int, loaded: LoadedModel) -> None:
@@ -532,8 +552,8 @@ class FitPage(QWidget):
         self._services.tasks.run(
             lambda: plan_fit(header, plan, capacities if plan.on_gpu else [], margin),
             description="Planning the fit",
-            on_done=lambda res: self._on_plan_done(seq, plan, res),
-            on_error=lambda exc: self._on_plan_failed(seq, exc),
+            on_done=_weakly(self._on_plan_done, seq, plan),
+            on_error=_weakly(self._on_plan_failed, seq),
         )
 
     def _on_plan_done(self, seq: int, plan: FitPlan, res: FitResult) -> None:
@@ -602,8 +622,8 @@ class FitPage(QWidget):
         self._services.tasks.run(
             lambda: estimate_vllm(folder, vplan),
             description=f"Estimating vLLM for {folder.name}",
-            on_done=lambda v: self._on_vllm_done(seq, capacities, v),
-            on_error=lambda exc: self._on_vllm_failed(seq, exc),
+            on_done=_weakly(self._on_vllm_done, seq, capacities),
+            on_error=_weakly(self._on_vllm_failed, seq),
         )
 
     def _vllm_plan(self, capacities: list[float]) -> VllmPlan:

@@ -1,0 +1,284 @@
+"""The Fit page as a user reads it: the numbers on its bars are the estimator's own."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from pytestqt.qtbot import QtBot
+
+from app.fit.calibration import CalibrationKey, CalibrationStore
+from app.fit.llamacpp_estimate import estimate_llamacpp
+from app.fit.plan import FitPlan
+from app.fit.planner import plan_fit
+from app.library.gguf import read_gguf_header
+from app.library.library import Library
+from app.telemetry.replay import ReplaySampler, load_trace
+from app.telemetry.service import MonitorService
+from tests.realparts.fixtures import TinyGgufFactory
+from tests.unit.app.fit.reference import need, shared_data
+from tests.unit.app.telemetry.shared_data import h100_trace
+from ui.fit_explainer import CHANGEABLE, LOCKED
+from ui.monitor_feed import MonitorFeed
+from ui.notifier import Level, Notice
+from ui.pages.fit_page import ChosenPlan, FitPage
+from ui.services import Services
+
+GPU_96GB = 98304
+
+
+@pytest.fixture
+def moe30() -> Path:
+    """The Qwen3-30B-A3B-shaped reference header (4 layers) measured on the H100."""
+    return need(shared_data() / "gguf-headers" / "moe30.header.gguf")
+
+
+def _open(
+    qtbot: QtBot, services: Services, model: Path, gpu_memory: str | None = "98304"
+) -> FitPage:
+    """The page with `gpu_memory` typed in (None: left as found) and `model` entered."""
+    page = FitPage(services)
+    qtbot.add_widget(page)
+    page.resize(1200, 820)
+    page.show()
+    qtbot.wait_exposed(page)
+    if gpu_memory is not None:
+        page.gpu_edit.setText(gpu_memory)
+        page.gpu_edit.editingFinished.emit()
+    page.path_edit.setText(str(model))
+    QTest.keyClick(page.path_edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: page.estimate is not None or bool(page.error_text))
+    return page
+
+
+def _planned(qtbot: QtBot, page: FitPage) -> None:
+    """Wait for the debounced plan_fit (largest context, advice) of the current plan."""
+    qtbot.waitUntil(lambda: page.result is not None and page.result.estimate == page.estimate)
+
+
+def _legend(page: FitPage, index: int = 0) -> dict[str, float]:
+    return page.gpu_bars[index].legend_values()
+
+
+def test_the_page_shows_the_reference_header_with_the_estimators_numbers(
+    qtbot: QtBot, services: Services, moe30: Path
+) -> None:
+    page = _open(qtbot, services, moe30)
+    assert "qwen3moe" in page.model_label.text()
+    assert "4 layers" in page.model_label.text()
+    assert "128 experts, 8 per token" in page.model_label.text()
+    expected = estimate_llamacpp(
+        read_gguf_header(moe30), FitPlan(ctx=4096, gpus=(0,), gpu_memory_mib=(GPU_96GB,))
+    )
+    gpu = expected.devices[0]
+    assert _legend(page) == {
+        "weights": round(gpu.weights_mib),
+        "KV cache": round(gpu.kv_mib),
+        "compute": round(gpu.compute_mib),
+        "output": 0,
+        "runtime": round(gpu.overhead_mib),
+    }
+    status = page.gpu_bars[0].status_label.text()
+    assert f"{gpu.total_mib:,.0f} MiB of 98,304 MiB" in status
+    assert f"{GPU_96GB - gpu.total_mib:,.0f} MiB free" in status
+    assert page.fit_label.text().startswith("Fits")
+    assert page.host_bar.legend_values()["weights"] == round(expected.host.weights_mib)
+    assert "Estimated" in page.measure_label.text()
+    assert page.error_text == ""
+
+
+def test_a_slider_move_updates_the_bars_with_the_engines_numbers(
+    qtbot: QtBot, services: Services, moe30: Path
+) -> None:
+    page = _open(qtbot, services, moe30)
+    kv_before = _legend(page)["KV cache"]
+    slider = page.controls.context.slider
+    slider.setFocus()
+    QTest.keyClick(slider, Qt.Key.Key_PageUp)  # one page: +4096 tokens
+    assert page.controls.context.value() == 8192
+    plan = FitPlan(ctx=8192, gpus=(0,), gpu_memory_mib=(GPU_96GB,))
+    assert page.current_plan() == plan
+    gpu = estimate_llamacpp(read_gguf_header(moe30), plan).devices[0]
+    assert _legend(page)["KV cache"] == round(gpu.kv_mib)
+    assert _legend(page)["KV cache"] > kv_before
+    assert f"{gpu.total_mib:,.0f} MiB of 98,304 MiB" in page.gpu_bars[0].status_label.text()
+
+    page.controls.cache_k.setCurrentText("q8_0")
+    page.controls.cache_v.setCurrentText("q8_0")
+    q8 = estimate_llamacpp(
+        read_gguf_header(moe30), replace(plan, cache_type_k="q8_0", cache_type_v="q8_0")
+    ).devices[0]
+    assert _legend(page)["KV cache"] == round(q8.kv_mib)
+    _planned(qtbot, page)
+
+
+def test_an_impossible_plan_says_why_instead_of_bars(
+    qtbot: QtBot, services: Services, moe30: Path
+) -> None:
+    page = _open(qtbot, services, moe30)
+    page.controls.cache_v.setCurrentText("q8_0")
+    page.controls.flash_attn.setChecked(False)
+    assert "quantised V cache needs flash attention" in page.error_text
+    assert page.gpu_bars == []
+    page.controls.flash_attn.setChecked(True)
+    assert page.error_text == ""
+    assert len(page.gpu_bars) == 1
+    _planned(qtbot, page)
+
+
+def test_the_experts_slider_is_there_only_for_a_moe_model(
+    qtbot: QtBot, services: Services, tiny_gguf: TinyGgufFactory
+) -> None:
+    dense = tiny_gguf(arch="qwen3", layers=4)
+    moe = tiny_gguf(arch="qwen3moe", layers=4, experts=16, experts_used=4)
+    page = _open(qtbot, services, dense)
+    assert not page.controls.row_visible("experts")
+    assert not page.controls.row_visible("n_cpu_moe")
+
+    page.path_edit.setText(str(moe))
+    QTest.keyClick(page.path_edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: page.model is not None and page.model.path == moe)
+    assert page.controls.row_visible("experts")
+    assert page.controls.experts.value() == 4
+    assert page.controls.experts_hint.text() == "= default 4"
+    weights_before = _legend(page)["weights"]
+    page.controls.experts.setValue(12)
+    assert page.controls.experts_hint.text() == "default 4"
+    assert page.current_plan().experts == 12
+    assert _legend(page)["weights"] == weights_before  # experts never change the weights
+    _planned(qtbot, page)
+
+
+def test_fixed_settings_are_shown_locked_with_the_reason(
+    qtbot: QtBot, services: Services, moe30: Path
+) -> None:
+    page = _open(qtbot, services, moe30)
+    rows = {r[0]: r for r in page.settings_table.row_texts()}
+    assert rows["layers"] == ("layers", "4", LOCKED, "each layer has its own trained weights")
+    assert rows["experts"][2] == LOCKED
+    assert rows["experts per token"][1:3] == ("8", CHANGEABLE)
+    assert rows["KV cache type"][2] == CHANGEABLE
+    table = page.settings_table
+    locked_row = [r[0] for r in page.settings_table.row_texts()].index("layers")
+    item = table.item(locked_row, 2)
+    assert item is not None
+    assert not item.flags() & Qt.ItemFlag.ItemIsEnabled  # drawn greyed: no flag changes it
+    assert not item.icon().isNull()  # the padlock
+    _planned(qtbot, page)
+
+
+def test_a_file_that_is_not_a_model_shows_an_error_on_the_page(
+    qtbot: QtBot, services: Services, tmp_path: Path
+) -> None:
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 40)
+    page = _open(qtbot, services, bad)
+    assert "broken.gguf is not a readable GGUF model" in page.error_text
+    assert page.model is None
+    assert page.gpu_bars == []
+
+    page.path_edit.setText(str(tmp_path / "missing.gguf"))
+    QTest.keyClick(page.path_edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: "no such file" in page.error_text)
+
+
+def test_vllm_on_a_gguf_file_says_what_it_needs(
+    qtbot: QtBot, services: Services, moe30: Path
+) -> None:
+    page = _open(qtbot, services, moe30)
+    page.engine_box.setCurrentIndex(1)
+    assert "vLLM serves Hugging Face folders" in page.error_text
+    assert page.controls.row_visible("utilization")
+    assert not page.controls.row_visible("experts")
+
+
+def test_the_largest_fitting_context_is_marked_and_advice_is_listed(
+    qtbot: QtBot, services: Services, moe30: Path
+) -> None:
+    page = _open(qtbot, services, moe30, gpu_memory="7168")
+    _planned(qtbot, page)
+    header = read_gguf_header(moe30)
+    plan = FitPlan(ctx=4096, gpus=(0,), gpu_memory_mib=(7168,))
+    expected = plan_fit(header, plan, [7168.0], 512.0)
+    assert 4096 < expected.max_ctx < page.controls.context.slider.maximum()
+    assert page.controls.context_range.max_fit == expected.max_ctx
+    assert page.controls.context_max_label.text() == f"≤ {expected.max_ctx:,} fits"
+    assert f"{expected.max_ctx:,} tokens" in page.max_context_label.text()
+    shown = [page.advice_list.item(i).text() for i in range(page.advice_list.count())]
+    assert shown == [f"{a.change}: saves {a.saves_mib:,.0f} MiB" for a in expected.advice]
+
+    page.controls.context.setValue(expected.max_ctx + 4096)  # past the mark: no longer fits
+    assert page.fit_label.text().startswith("Does not fit")
+    _planned(qtbot, page)
+    advice = [page.advice_list.item(i).text() for i in range(page.advice_list.count())]
+    assert any("then fits" in line for line in advice)
+
+
+def test_gpus_come_from_the_monitor_and_the_last_measurement_is_shown(
+    qtbot: QtBot, services: Services, moe30: Path
+) -> None:
+    trace = load_trace(h100_trace())
+    service = MonitorService([ReplaySampler(trace, step=True)], interval_s=0.1)
+    service.step(1_700_000_000.0)
+    services.monitor.stop()
+    services.monitor = MonitorFeed(service, services.settings)
+    gpu_name = "NVIDIA H100 80GB HBM3"
+    store = CalibrationStore(services.paths.data)
+    store.record(CalibrationKey(socket.gethostname(), gpu_name, "llamacpp", "b6000"), 6000, 6350)
+    store.record(CalibrationKey("another-host", gpu_name, "llamacpp", "b6000"), 6000, 9000)
+
+    page = _open(qtbot, services, moe30, gpu_memory=None)
+    assert page.gpu_edit.text() == "81559"
+    assert gpu_name in page.gpu_hint_label.text()
+    text = page.measure_label.text()
+    assert "Measured last time" in text
+    assert "+350 MiB" in text
+    assert "9,000" not in text
+    _planned(qtbot, page)
+
+
+def test_start_hands_the_plan_on_or_says_where_it_went(
+    qtbot: QtBot, services: Services, moe30: Path
+) -> None:
+    page = _open(qtbot, services, moe30)
+    notices: list[Notice] = []
+    services.notifier.posted.connect(notices.append)
+    page.start_button.click()
+    assert notices
+    assert notices[-1].level is Level.INFO
+    assert "handed to Backends" in notices[-1].text
+
+    received: list[ChosenPlan] = []
+    page.plan_started.connect(received.append)
+    notices.clear()
+    page.start_button.click()
+    assert received == [ChosenPlan(moe30, "llamacpp", page.current_plan(), 512.0)]
+    assert notices == []
+    _planned(qtbot, page)
+
+
+def test_library_models_can_be_picked(
+    qtbot: QtBot, services: Services, tiny_gguf: TinyGgufFactory, tmp_path: Path
+) -> None:
+    model = tiny_gguf(arch="qwen3moe", layers=2, name="tiny-moe")
+    library = Library([model.parent], index_path=tmp_path / "index.sqlite3", include_defaults=False)
+    try:
+        page = FitPage(services, library)
+        qtbot.add_widget(page)
+        assert page.library_box.isHidden()
+        library.rescan()
+        qtbot.waitUntil(lambda: page.library_box.count() == 2)
+        assert not page.library_box.isHidden()
+        page.library_box.setCurrentIndex(1)
+        page.library_box.activated.emit(1)
+        qtbot.waitUntil(lambda: page.model is not None)
+        assert page.model is not None
+        assert page.model.path == model
+        assert services.settings.get("fit_model_path") == str(model)
+        _planned(qtbot, page)
+    finally:
+        library.close()
