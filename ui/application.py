@@ -5,6 +5,7 @@ import logging
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from app.paths import AppPaths
+from app.runtime.backend import Backend
 from ui.main_window import MainWindow
 from ui.monitor_tray import TrayMonitor
 from ui.services import Services
@@ -31,6 +32,9 @@ class RigdeckApp:
         # sampling and alerting go on with the window closed (the "long run" use)
         self.tray_monitor = TrayMonitor(self.services.monitor, self.tray, self.services.notifier)
         self.services.monitor.start()
+        # re-attach: backends that outlived the last run are found again and watched
+        self.services.backends.updated.connect(self._on_backends_updated)
+        self.services.backends.start()
         qapp.setQuitOnLastWindowClosed(False)
         self.window.close_requested.connect(self._on_window_close_requested)
         self.services.settings.changed.connect(self._on_settings_changed)
@@ -61,6 +65,14 @@ class RigdeckApp:
                 QSystemTrayIcon.MessageIcon.Information,
                 4000,
             )
+
+    def _on_backends_updated(self, backends: list[Backend]) -> None:
+        if self.tray is None:
+            return
+        feed = self.services.backends
+        self.tray.set_backends([
+            (f"Stop {b.name} ({b.host}, {b.state})", lambda _=False, b=b: feed.stop_backend(b))
+            for b in backends if b.state.is_live and b.managed])
 
     def _on_settings_changed(self, name: str, value: object) -> None:
         if name == "theme":

@@ -3,8 +3,10 @@
 from dataclasses import dataclass
 
 from app.paths import AppPaths
+from app.runtime.setup import build_service
 from app.secrets import SecretStore
 from app.settings import SettingsStore
+from ui.backend_feed import BackendFeed
 from ui.monitor_feed import MonitorFeed
 from ui.notifier import Notifier
 from ui.tasks import TaskRunner
@@ -20,6 +22,7 @@ class Services:
     notifier: Notifier
     tasks: TaskRunner
     monitor: MonitorFeed
+    backends: BackendFeed
 
     @classmethod
     def build(cls, paths: AppPaths) -> "Services":
@@ -28,18 +31,23 @@ class Services:
         settings = SettingsStore(paths.settings_file)
         for problem in settings.problems:
             notifier.warning(problem)
+        secrets = SecretStore()
+        tasks = TaskRunner(notifier)
         return cls(
             paths=paths,
             settings=settings,
-            secrets=SecretStore(),
+            secrets=secrets,
             notifier=notifier,
-            tasks=TaskRunner(notifier),
+            tasks=tasks,
             monitor=_build_monitor(settings, paths, notifier),
+            backends=BackendFeed(build_service(paths, settings, secrets=secrets), tasks),
         )
 
     def shutdown(self) -> None:
         self.monitor.stop()
+        self.backends.stop()
         self.tasks.shutdown()
+        self.backends.close()
 
 
 def _build_monitor(settings: SettingsStore, paths: AppPaths, notifier: Notifier) -> MonitorFeed:

@@ -12,6 +12,7 @@ import http.client
 import logging
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 MANAGED = f"{LABEL}.managed"
 CONTAINER_PREFIX = "rigdeck-"
 CLIENT_TIMEOUT_S = 30
+API_VERSION = "1.41"
+"""Docker 20.10's API; every engine since answers it."""
 TRANSPORT_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError,
                     http.client.HTTPException, ValueError)
 """What a lost engine raises; ValueError: the ssh transport reading a closed pipe."""
@@ -72,13 +75,20 @@ class DockerRuntime:
             HostUnreachableError: the engine does not answer; the message says how to fix.
         """
         if self._client is None:
+            socket_path = self.host.url.removeprefix("unix://")
+            if self.host.url.startswith("unix://") and not Path(socket_path).exists():
+                # docker-py leaks the socket of a failed unix connect: do not try one.
+                raise HostUnreachableError(self._unreachable(
+                    FileNotFoundError(f"no Docker socket at {socket_path}")))
             if self.host.url.startswith("ssh://"):
                 from app.runtime import ssh_transport
 
                 ssh_transport.install()
             try:
+                # A fixed API version: "auto" asks the engine at construction and leaks
+                # the socket when none answers.
                 self._client = docker.DockerClient(
-                    base_url=self.host.url, timeout=CLIENT_TIMEOUT_S,
+                    base_url=self.host.url, timeout=CLIENT_TIMEOUT_S, version=API_VERSION,
                     use_ssh_client=self.host.url.startswith("ssh://"),
                     tls=self.host.url.startswith("tcp://"))
             except TRANSPORT_ERRORS as exc:

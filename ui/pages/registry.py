@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from PySide6.QtWidgets import QStyle, QWidget
 
 from ui.pages import placeholders
+from ui.pages.backends_page import backends_page
 from ui.pages.chat_page import chat_page
 from ui.pages.fit_page import fit_page
 from ui.pages.monitor_page import monitor_page
@@ -29,7 +30,7 @@ class PageSpec:
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("library", "Library", SP.SP_DirIcon, placeholders.library_page),
     PageSpec("fit", "Fit", SP.SP_FileDialogDetailedView, fit_page),
-    PageSpec("backends", "Backends", SP.SP_ComputerIcon, placeholders.backends_page),
+    PageSpec("backends", "Backends", SP.SP_ComputerIcon, backends_page),
     PageSpec("monitor", "Monitor", SP.SP_DriveHDIcon, monitor_page),
     PageSpec("chat", "Chat", SP.SP_MessageBoxQuestion, chat_page),
     PageSpec("roles", "Roles", SP.SP_FileDialogContentsView, placeholders.roles_page),

@@ -1,0 +1,100 @@
+"""BackendFeed: the backends service seen from the GUI thread.
+
+It refreshes the service on the task runner every few seconds (Docker and HTTP never
+run on the GUI thread) and delivers the list through a Qt signal, so the Backends page
+and the tray menu both show the same, current list.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from app.engines.plan import LaunchPlan
+from app.runtime.backend import Backend
+from app.runtime.backends_service import BackendsService, StartResult
+from ui.tasks import TaskRunner
+
+log = logging.getLogger(__name__)
+
+REFRESH_MS = 2000
+
+
+class BackendFeed(QObject):
+    """Periodic refresh plus start/stop/logs, all through the task runner."""
+
+    updated = Signal(list)
+    """list[Backend], sorted by host and name, after each refresh."""
+
+    def __init__(self, service: BackendsService, tasks: TaskRunner) -> None:
+        super().__init__()
+        self.service = service
+        self.tasks = tasks
+        self.backends: list[Backend] = []
+        self._busy = False
+        self._closed = False
+        self._timer = QTimer(self)
+        self._timer.setInterval(REFRESH_MS)
+        self._timer.timeout.connect(self.refresh)
+
+    def start(self) -> None:
+        """Find running backends again (re-attach) and keep watching them."""
+        self.refresh()
+        self._timer.start()
+
+    def stop(self) -> None:
+        """Stop watching; a refresh still in flight is dropped when it lands."""
+        self._closed = True
+        self._timer.stop()
+
+    def refresh(self) -> None:
+        if self._busy or self._closed:
+            return
+        self._busy = True
+        self.tasks.run(self.service.refresh, description="Looking for backends",
+                       on_done=self._on_refresh_done, on_error=self._on_refresh_error)
+
+    def _on_refresh_done(self, backends: list[Backend]) -> None:
+        self._busy = False
+        if self._closed:
+            return
+        self.backends = backends
+        self.updated.emit(backends)
+
+    def _on_refresh_error(self, error: BaseException) -> None:
+        self._busy = False
+        log.warning("refreshing backends failed: %s", error)
+
+    def start_backend(self, plan: LaunchPlan, host: str, *, force: bool = False,
+                      on_error: Callable[[BaseException], None] | None = None) -> None:
+        def done(_result: StartResult) -> None:
+            self.refresh()
+
+        self.tasks.run(lambda: self.service.start(plan, host, force=force),
+                       description=f"Starting {plan.backend_name}", on_done=done,
+                       on_error=on_error)
+
+    def stop_backend(self, backend: Backend, keep: bool = False) -> None:
+        self.tasks.run(lambda: self.service.stop(backend, keep=keep),
+                       description=f"Stopping {backend.name}",
+                       on_done=lambda _none: self.refresh())
+
+    def restart_backend(self, backend: Backend) -> None:
+        plan = LaunchPlan.from_json(backend.plan_json)
+
+        def job() -> StartResult:
+            self.service.stop(backend)
+            return self.service.start(plan, backend.host, force=True)
+
+        self.tasks.run(job, description=f"Restarting {backend.name}",
+                       on_done=lambda _r: self.refresh())
+
+    def fetch_log(self, backend: Backend, on_done: Callable[[str], None]) -> None:
+        self.tasks.run(lambda: self.service.log_tail(backend, 300),
+                       description=f"Reading the log of {backend.name}", on_done=on_done)
+
+    def close(self) -> None:
+        self._timer.stop()
+        self.service.close()
