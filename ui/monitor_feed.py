@@ -20,7 +20,6 @@ from app.settings import SettingsStore
 from app.telemetry.alerts import Alert, AlertConfig
 from app.telemetry.service import MonitorOptions, MonitorService
 from app.telemetry.snapshot import Snapshot
-from ui.monitor_refcount_guard import guard_bool_refcounts
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +88,6 @@ class MonitorFeed(QObject):
 
     def __init__(self, service: MonitorService, settings: SettingsStore | None = None) -> None:
         super().__init__()
-        guard_bool_refcounts()  # PySide6 6.12.0 would abort a long run (see the module)
         self.service = service
         self._settings = settings
         self._pending = threading.Event()
