@@ -64,6 +64,9 @@ PLAN_DEBOUNCE_MS = 150
 ENGINES = (("llama.cpp", "llamacpp"), ("vLLM", "vllm"))
 ENGINE_TITLES = {key: title for title, key in ENGINES}
 ESTIMATE_CACHE_SIZE = 256
+SYNC_ESTIMATE_BUDGET_MS = 30.0
+"""An estimate slower than this (a big model on a slow CPU) moves later ones to a worker,
+so a slider move never holds the GUI thread past a frame or two."""
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,9 @@ class FitPage(QWidget):
         self.vllm: VllmEstimate | None = None
         self.last_update_ms = 0.0
         self._cache: dict[FitPlan, Estimate] = {}
+        self._estimate_in_background = False
+        self._estimating = False
+        self._wanted: FitPlan | None = None
         self._load_seq = 0
         self._plan_seq = 0
         self._plan_running = False
@@ -377,6 +383,7 @@ class FitPage(QWidget):
             return
         self.model = loaded
         self._cache.clear()
+        self._estimate_in_background = False
         self.result = None
         self.vllm = None
         self.model_label.setText(loaded.description)
@@ -443,11 +450,19 @@ class FitPage(QWidget):
                 )
             plan = self.controls.plan(capacities)
             est = self._cache.get(plan)
+            if est is None and self._estimate_in_background:
+                self._estimate_later(self.model.header, plan)
+                return
             if est is None:
+                before = time.perf_counter()
                 est = estimate_llamacpp(self.model.header, plan)
-                if len(self._cache) >= ESTIMATE_CACHE_SIZE:
-                    self._cache.clear()
-                self._cache[plan] = est
+                cost_ms = (time.perf_counter() - before) * 1000
+                if cost_ms > SYNC_ESTIMATE_BUDGET_MS:
+                    log.info(
+                        "estimates take %.0f ms for this model: now off the GUI thread", cost_ms
+                    )
+                    self._estimate_in_background = True
+                self._remember_estimate(plan, est)
         except UserError as exc:
             self._show_error(str(exc))
             self._clear_results()
@@ -458,6 +473,49 @@ class FitPage(QWidget):
         self.last_update_ms = (time.perf_counter() - started) * 1000
         log.debug("fit estimate shown in %.1f ms", self.last_update_ms)
         self._plan_timer.start()
+
+    def _remember_estimate(self, plan: FitPlan, est: Estimate) -> None:
+        if len(self._cache) >= ESTIMATE_CACHE_SIZE:
+            self._cache.clear()
+        self._cache[plan] = est
+
+    def _estimate_later(self, header: GgufHeader, plan: FitPlan) -> None:
+        """Estimate on the task runner (a model too big to estimate within a frame).
+
+        One at a time: moves made meanwhile are not queued; when the running one returns,
+        `_refresh` shows it if still current, or estimates the newest plan next.
+        """
+        self._wanted = plan
+        if self._estimating:
+            return
+        self._estimating = True
+        self._services.tasks.run(
+            lambda: estimate_llamacpp(header, plan),
+            description="Estimating the plan",
+            on_done=_weakly(self._on_estimated, header, plan),
+            on_error=_weakly(self._on_estimate_failed, header, plan),
+        )
+
+    def _on_estimated(self, header: GgufHeader, plan: FitPlan, est: Estimate) -> None:
+        self._estimating = False
+        if self.model is None or self.model.header is not header:
+            return
+        self._remember_estimate(plan, est)
+        self._refresh()
+
+    def _on_estimate_failed(self, header: GgufHeader, plan: FitPlan, exc: BaseException) -> None:
+        self._estimating = False
+        if self.model is None or self.model.header is not header:
+            return
+        if plan != self._wanted:
+            self._refresh()
+        elif isinstance(exc, UserError):
+            self._show_error(str(exc))
+            self._clear_results()
+        else:
+            log.error("estimating the plan failed", exc_info=exc)
+            self._show_error(f"The estimate failed: {exc or type(exc).__name__}")
+            self._clear_results()
 
     def _show_estimate(self, est: Estimate, capacities: list[float]) -> None:
         margin = self.controls.margin_mib

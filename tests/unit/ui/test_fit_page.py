@@ -282,3 +282,17 @@ def test_library_models_can_be_picked(
         _planned(qtbot, page)
     finally:
         library.close()
+
+
+def test_a_model_too_slow_to_estimate_in_a_frame_is_estimated_off_the_gui_thread(
+    qtbot: QtBot, services: Services, moe30: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ui.pages.fit_page.SYNC_ESTIMATE_BUDGET_MS", -1.0)  # every one is slow
+    page = _open(qtbot, services, moe30)
+    for ctx in (8192, 12288, 16384):  # moves faster than the worker: the newest one wins
+        page.controls.context.setValue(ctx)
+    plan = FitPlan(ctx=16384, gpus=(0,), gpu_memory_mib=(GPU_96GB,))
+    gpu = estimate_llamacpp(read_gguf_header(moe30), plan).devices[0]
+    qtbot.waitUntil(lambda: _legend(page)["KV cache"] == round(gpu.kv_mib))
+    assert f"{gpu.total_mib:,.0f} MiB of 98,304 MiB" in page.gpu_bars[0].status_label.text()
+    _planned(qtbot, page)
