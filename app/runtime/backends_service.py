@@ -28,7 +28,7 @@ from app.runtime.backend import LABEL, Backend, BackendState
 from app.runtime.docker_runtime import DockerRuntime, HostUnreachableError
 from app.runtime.failure import explain_exit
 from app.runtime.fit_check import FitVerdict, check_fit
-from app.runtime.health import probe
+from app.runtime.health import answers_to_key, probe
 from app.runtime.hosts import LOCAL, Host
 from app.runtime.keys import KeyKeeper
 from app.runtime.observed import Foreign, Observed
@@ -194,7 +194,10 @@ class BackendsService:
             if backend.state is BackendState.STOPPING:
                 return
             health = probe(self._http, f"{backend.base_url}/health")
-            if health == "ready":
+            key = self.keys.get(self._key_ref(backend.host, backend.name))
+            if health == "ready" and key and not answers_to_key(self._http, backend.base_url, key):
+                backend.set_state(BackendState.STARTING)  # another server holds its port
+            elif health == "ready":
                 backend.set_state(BackendState.READY)
             elif health == "loading" or backend.state in (BackendState.LOADING,
                                                          BackendState.READY):
