@@ -7,6 +7,7 @@ from app.runtime.setup import build_service
 from app.secrets import SecretStore
 from app.settings import SettingsStore
 from ui.backend_feed import BackendFeed
+from ui.library_feed import LibraryFeed
 from ui.monitor_feed import MonitorFeed
 from ui.notifier import Notifier
 from ui.tasks import TaskRunner
@@ -23,6 +24,7 @@ class Services:
     tasks: TaskRunner
     monitor: MonitorFeed
     backends: BackendFeed
+    library: LibraryFeed
 
     @classmethod
     def build(cls, paths: AppPaths) -> "Services":
@@ -41,13 +43,16 @@ class Services:
             tasks=tasks,
             monitor=_build_monitor(settings, paths, notifier),
             backends=BackendFeed(build_service(paths, settings, secrets=secrets), tasks),
+            library=LibraryFeed.build(settings, paths, tasks),
         )
 
     def shutdown(self) -> None:
         self.monitor.stop()
         self.backends.stop()
+        self.library.stop()
         self.tasks.shutdown()
         self.backends.close()
+        self.library.close()
 
 
 def _build_monitor(settings: SettingsStore, paths: AppPaths, notifier: Notifier) -> MonitorFeed:

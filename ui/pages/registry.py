@@ -9,6 +9,7 @@ from ui.pages import placeholders
 from ui.pages.backends_page import backends_page
 from ui.pages.chat_page import chat_page
 from ui.pages.fit_page import fit_page
+from ui.pages.library_page import library_page
 from ui.pages.monitor_page import monitor_page
 from ui.pages.settings_page import SettingsPage
 from ui.services import Services
@@ -28,7 +29,7 @@ class PageSpec:
 
 
 PAGES: tuple[PageSpec, ...] = (
-    PageSpec("library", "Library", SP.SP_DirIcon, placeholders.library_page),
+    PageSpec("library", "Library", SP.SP_DirIcon, library_page),
     PageSpec("fit", "Fit", SP.SP_FileDialogDetailedView, fit_page),
     PageSpec("backends", "Backends", SP.SP_ComputerIcon, backends_page),
     PageSpec("monitor", "Monitor", SP.SP_DriveHDIcon, monitor_page),
