@@ -52,7 +52,9 @@ class LibraryFeed(QObject):
         self._interval_s = watch_interval_s
         self._started = False
         self._closed = False
+        self._scanning = False
         self._scan: Future[ScanReport] | None = None
+        """The latest scan on the task runner, waited for by `close()`."""
         self._scan_again = False
         self.last_report: ScanReport | None = None
         library.added.connect(self._on_library_added)
@@ -80,7 +82,7 @@ class LibraryFeed(QObject):
 
     @property
     def scanning(self) -> bool:
-        return self._scan is not None
+        return self._scanning
 
     # ------------------------------------------------------------ scanning
     def start(self) -> None:
@@ -94,16 +96,18 @@ class LibraryFeed(QObject):
         """Scan once on the task runner; a request during a scan runs one more after it."""
         if self._closed:
             return
-        if self._scan is not None:
+        if self._scanning:
             self._scan_again = True
             return
+        # Set before run(): a job that ends at once may deliver inside run() itself.
+        self._scanning = True
+        self.scanning_changed.emit(True)
         self._scan = self._tasks.run(
             self.library.rescan,
             description="Scanning the model folders",
             on_done=self._on_scan_done,
             on_error=self._on_scan_failed,
         )
-        self.scanning_changed.emit(True)
 
     def _on_scan_done(self, report: ScanReport) -> None:
         self._finish_scan()
@@ -113,7 +117,7 @@ class LibraryFeed(QObject):
         self._finish_scan()
 
     def _finish_scan(self) -> None:
-        self._scan = None
+        self._scanning = False
         if self._closed:
             return
         if self._scan_again:

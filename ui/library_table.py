@@ -321,6 +321,11 @@ class LibraryTableModel(QAbstractTableModel):
     def _on_feed_scanned(self, report: ScanReport) -> None:
         """Reconcile with the full list: events queued before this model existed are safe."""
         wanted = {e.path: e for e in report.entries if e.kind == self.kind}
+        positions = {e.path: row for row, e in enumerate(self._entries)}
+        if positions.keys() == wanted.keys() and all(
+            self._entries[positions[path]] == entry for path, entry in wanted.items()
+        ):
+            return  # the usual poll: nothing moved
         for entry in [e for e in self._entries if e.path not in wanted]:
             self._on_feed_entry_removed(entry)
         for path, entry in wanted.items():

@@ -224,8 +224,11 @@ class LibraryPage(EmptyPage):
     def _on_feed_scanned(self, report: ScanReport) -> None:
         self._show_problems(report.problems)
         self._update_state()
-        if isinstance(self.details.entry, Adapter):
-            self._refresh_details()  # the models it is checked against may have changed
+        models_moved = any(
+            e.kind == "model" for e in (*report.added, *report.changed, *report.removed)
+        )
+        if isinstance(self.details.entry, Adapter) and models_moved:
+            self._refresh_details()  # re-check it against the models now in the library
 
     def _on_table_rows_changed(self, parent: QModelIndex, first: int, last: int) -> None:
         self._update_state()
@@ -236,7 +239,7 @@ class LibraryPage(EmptyPage):
             self._refresh_details()
 
     def _on_table_data_changed(self, top: QModelIndex, bottom: QModelIndex, roles: Any) -> None:
-        if self.details.entry is not None:
+        if self.selected_entry() != self.details.entry:  # the shown entry was read again
             self._refresh_details()
 
     def _on_filter_edit_text_changed(self, text: str) -> None:
@@ -261,7 +264,8 @@ class LibraryPage(EmptyPage):
             return
         self._services.settings.set("fit_model_path", str(entry.path))
         fit = self._page("fit")
-        load = getattr(fit, "load_model", None)
+        # The Fit page has no "pick this model" slot yet; load_model shows the model.
+        load = getattr(fit, "pick_model", None) or getattr(fit, "load_model", None)
         if callable(load):
             load(entry.path)
         self._show_page("fit")

@@ -364,11 +364,14 @@ def test_scanning_is_shown_then_the_counts(
     qtbot: QtBot, services: Services, feed: LibraryFeed
 ) -> None:
     page = _page(qtbot, services, feed)
+    seen: list[tuple[bool, str, bool]] = []
+    feed.scanning_changed.connect(  # after the page's own handler: sees what it shows
+        lambda on: seen.append((on, page.scan_label.text(), page.busy_bar.isVisible()))
+    )
     feed.start()
-    assert page.scan_label.text().startswith("Scanning…")
-    assert page.scan_label.text().endswith("found")
-    assert page.busy_bar.isVisible()
     qtbot.waitUntil(lambda: page.scan_label.text() == "5 models, 2 adapters", timeout=WAIT_MS)
+    assert seen[0] == (True, "Scanning… 0 found", True)
+    assert seen[-1][0] is False
     assert not page.busy_bar.isVisible()
 
 
