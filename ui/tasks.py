@@ -9,7 +9,8 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, NamedTuple, TypeVar
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -34,6 +35,12 @@ class _GuiThreadCall(QObject):
         function()
 
 
+class _Callbacks(NamedTuple):
+    description: str
+    on_done: Callable[[Any], None] | None
+    on_error: Callable[[BaseException], None] | None
+
+
 class TaskRunner(QObject):
     """Runs blocking jobs in a small pool; `idle` is emitted when none are left."""
 
@@ -46,6 +53,10 @@ class TaskRunner(QObject):
         self._bridge = _GuiThreadCall()
         self._lock = threading.Lock()
         self._pending = 0
+        self._next_id = 0
+        # Callbacks stay here, on the GUI side: a worker thread never holds (and so never
+        # frees) the last reference to a page captured by on_done/on_error.
+        self._callbacks: dict[int, _Callbacks] = {}
 
     @property
     def pending(self) -> int:
@@ -66,21 +77,18 @@ class TaskRunner(QObject):
         """
         with self._lock:
             self._pending += 1
-
-        def finished(future: "Future[T]") -> None:
-            self._bridge.call.emit(lambda: self._deliver(future, description, on_done, on_error))
-
+            self._next_id += 1
+            job_id = self._next_id
+        self._callbacks[job_id] = _Callbacks(description, on_done, on_error)
         future = self._pool.submit(job)
-        future.add_done_callback(finished)
+        future.add_done_callback(partial(self._on_job_finished, job_id))
         return future
 
-    def _deliver(
-        self,
-        future: "Future[Any]",
-        description: str,
-        on_done: Callable[[Any], None] | None,
-        on_error: Callable[[BaseException], None] | None,
-    ) -> None:
+    def _on_job_finished(self, job_id: int, future: "Future[Any]") -> None:
+        self._bridge.call.emit(partial(self._deliver, job_id, future))
+
+    def _deliver(self, job_id: int, future: "Future[Any]") -> None:
+        description, on_done, on_error = self._callbacks.pop(job_id)
         try:
             error = future.exception()
             if error is None:
