@@ -22,7 +22,7 @@ from psygnal import Signal
 
 from app import __version__
 from app.engines.plan import LaunchPlan, check_plan
-from app.engines.recipes import DEFAULT_IMAGES, launch_spec
+from app.engines.recipes import DEFAULT_IMAGES, launch_spec, model_arch
 from app.errors import UserError
 from app.runtime.backend import LABEL, Backend, BackendState
 from app.runtime.docker_runtime import DockerRuntime, HostUnreachableError
@@ -269,8 +269,9 @@ class BackendsService:
         in_container = target.kind == "docker"
         inner_bind = target.bind_address if target.host_network else "0.0.0.0"
         image = plan.image or self.images.get(plan.engine, "")
+        arch = None if target.is_remote else model_arch(plan)
         spec = launch_spec(plan, port=port, bind=inner_bind, image=image,
-                           in_container=in_container, arch=self._arch(plan, target))
+                           in_container=in_container, arch=arch)
         key_ref = self._key_ref(host, name)
         api_key = self.keys.new_key(key_ref)
         labels = {
@@ -305,18 +306,6 @@ class BackendsService:
                 raise UserError(f"the model path {path} does not exist")
             if not Path(path).is_absolute():
                 raise UserError(f"the model path {path} must be absolute")
-
-    @staticmethod
-    def _arch(plan: LaunchPlan, host: Host) -> str | None:
-        if plan.experts is None or host.is_remote or not plan.model.endswith(".gguf"):
-            return None
-        try:
-            from app.library.gguf import read_gguf_header
-
-            return read_gguf_header(Path(plan.model)).architecture
-        except Exception as exc:  # the recipe says why an arch is needed
-            log.info("could not read the architecture of %s: %s", plan.model, exc)
-            return None
 
     def _pick_port(self, plan: LaunchPlan, host: Host) -> int:
         with self._lock:

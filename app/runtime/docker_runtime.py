@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 MANAGED = f"{LABEL}.managed"
 CONTAINER_PREFIX = "rigdeck-"
 CLIENT_TIMEOUT_S = 30
+PROBE_TIMEOUT_S = 60.0
 API_VERSION = "1.41"
 """Docker 20.10's API; every engine since answers it."""
 TRANSPORT_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError,
@@ -132,6 +133,41 @@ class DockerRuntime:
         except docker.errors.ImageNotFound:
             return False
         return True
+
+    def has_network(self, name: str) -> bool:
+        """Whether the engine has a network called `name` (no "bridge": dockerd --bridge=none)."""
+        return bool(self._call("networks", self.client().networks.list, names=[name]))
+
+    def run_probe(self, image: str, entrypoint: list[str], args: list[str], *,
+                  all_gpus: bool = False, timeout_s: float = PROBE_TIMEOUT_S) -> tuple[int, str]:
+        """Run a throw-away container of `image` to its end: (exit code, output).
+
+        It gets no network and, with `all_gpus`, every GPU the way a backend asks for
+        them; it is removed whatever happens.
+
+        Raises:
+            UserError: the engine refused to start it (e.g. no NVIDIA container runtime),
+                explained; HostUnreachableError when the engine does not answer.
+        """
+        client = self.client()
+        requests = ([docker.types.DeviceRequest(driver="nvidia", count=-1,
+                                                capabilities=[["gpu", "utility"]])]
+                    if all_gpus else [])
+        container = self._call("create", client.containers.create, image,
+                               entrypoint=entrypoint, command=args, network_mode="none",
+                               labels={f"{LABEL}.probe": "1"}, device_requests=requests)
+        try:
+            try:
+                self._call("start", container.start)
+            except docker.errors.APIError as exc:
+                raise UserError(explain_start_error(str(exc.explanation or exc),
+                                                    host=self.host.name)) from exc
+            status = self._call("wait", container.wait, timeout=timeout_s)
+            output = self._call("logs", container.logs)
+        finally:
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True)
+        return int(status.get("StatusCode", -1)), bytes(output).decode(errors="replace")
 
     def observe(self) -> tuple[list[Observed], list[Foreign]]:
         """Rigdeck's containers (by label) and the others on this engine."""
