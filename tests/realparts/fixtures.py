@@ -18,6 +18,7 @@ import pytest
 
 from tests.realparts import PartMissing
 from tests.realparts.backend_image import ensure_backend_image
+from tests.realparts.compose_cli import ensure_compose
 from tests.realparts.docker_engine import DockerEngine, find_or_start_engine
 from tests.realparts.gemma import ensure_gemma_gguf
 from tests.realparts.gguf_factory import TinyModelSpec, write_lora_adapter, write_tiny_model
@@ -69,6 +70,12 @@ def llama_server_binary() -> Path:
 def llama_server_image(docker_client: docker.DockerClient, llama_server_binary: Path) -> str:
     """The tag of a local image whose entrypoint is that llama-server (host network only)."""
     return require_part(lambda: ensure_backend_image(docker_client, llama_server_binary))
+
+
+@pytest.fixture(scope="session")
+def compose_command() -> list[str]:
+    """`docker compose` or Debian's `docker-compose` (installed if missing)."""
+    return require_part(ensure_compose)
 
 
 @pytest.fixture(scope="session")

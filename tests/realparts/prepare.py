@@ -1,9 +1,10 @@
 """Prepare every real part ahead of pytest: `python -m tests.realparts.prepare`.
 
 Builds llama-server (about 6-10 minutes on 2 cores the first time), finds or starts a
-Docker engine, imports the backend image, assembles the Gemma 3 270M GGUF and checks that
-a tiny model can be written, printing each step and how long it took. Exits 1 with the
-reason when a part is missing.
+Docker engine, imports the backend image, installs docker compose where missing (Debian's
+docker-compose), assembles the Gemma 3 270M GGUF and checks that a tiny model can be
+written, printing each step and how long it took. Exits 1 with the reason when a part is
+missing.
 
 A private dockerd started here (at /run/rigdeck-test-docker.sock) is LEFT RUNNING so the
 pytest session that follows reuses it instead of starting its own; that session will not
@@ -23,6 +24,7 @@ from typing import TypeVar
 
 from tests.realparts import PartMissing
 from tests.realparts.backend_image import ensure_backend_image
+from tests.realparts.compose_cli import ensure_compose
 from tests.realparts.docker_engine import find_or_start_engine, stop_private_engine
 from tests.realparts.gemma import ensure_gemma_gguf
 from tests.realparts.gguf_factory import TinyModelSpec, write_tiny_model
@@ -54,6 +56,7 @@ def prepare() -> None:
     print(f"  ({how})", flush=True)
     _step("backend image", lambda: ensure_backend_image(engine.client, binary))
     engine.client.close()
+    _step("docker compose", lambda: " ".join(ensure_compose()))
     _step("Gemma 3 270M GGUF", ensure_gemma_gguf)
     _step("tiny GGUFs", _tiny_models)
 
