@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from app.engines.export_folder import export_to_folder
 from app.engines.plan import LaunchPlan
 from app.runtime.backend import Backend
 from app.runtime.backends_service import BackendsService, StartResult
+from app.runtime.doctor import HostReport, diagnose
 from ui.tasks import TaskRunner
 
 log = logging.getLogger(__name__)
@@ -28,10 +31,12 @@ class BackendFeed(QObject):
     updated = Signal(list)
     """list[Backend], sorted by host and name, after each refresh."""
 
-    def __init__(self, service: BackendsService, tasks: TaskRunner) -> None:
+    def __init__(self, service: BackendsService, tasks: TaskRunner,
+                 model_folders: Callable[[], list[str]] = list) -> None:
         super().__init__()
         self.service = service
         self.tasks = tasks
+        self._model_folders = model_folders
         self.backends: list[Backend] = []
         self._busy = False
         self._closed = False
@@ -90,6 +95,27 @@ class BackendFeed(QObject):
 
         self.tasks.run(job, description=f"Restarting {backend.name}",
                        on_done=lambda _r: self.refresh())
+
+    def diagnose(self, on_done: Callable[[list[HostReport]], None]) -> None:
+        """The host doctor for every host (a probe container each: seconds)."""
+        folders = self._model_folders()
+        service = self.service
+        self.tasks.run(lambda: diagnose(service.hosts, dict(service.runtimes), service.images,
+                                        folders),
+                       description="Checking the hosts", on_done=on_done)
+
+    def export_plans(self, plans: list[LaunchPlan], folder: Path, *, host_network: bool,
+                     overwrite: bool, on_done: Callable[[list[Path]], None],
+                     on_error: Callable[[BaseException], None]) -> None:
+        """docker-compose.yml and launch.sh for `plans` in `folder` (PlanError, UserError)."""
+        images = dict(self.service.images)
+
+        def job() -> list[Path]:
+            return export_to_folder(plans, images, folder, host_network=host_network,
+                                    overwrite=overwrite)[1]
+
+        self.tasks.run(job, description=f"Exporting to {folder}", on_done=on_done,
+                       on_error=on_error)
 
     def fetch_log(self, backend: Backend, on_done: Callable[[str], None]) -> None:
         self.tasks.run(lambda: self.service.log_tail(backend, 300),

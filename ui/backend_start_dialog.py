@@ -18,6 +18,17 @@ from PySide6.QtWidgets import (
 
 from app.engines.plan import ENGINES, LaunchPlan, PlanError
 
+EDITABLE = frozenset({"model", "name", "engine", "context", "gpus", "port"})
+
+
+def _more_settings(plan: LaunchPlan | None) -> str:
+    """The plan's other settings (from Fit or a plan file), kept as they are on Start."""
+    if plan is None:
+        return ""
+    rest = {k: v for k, v in plan.to_dict().items() if k not in EDITABLE}
+    return " · ".join(f"{k} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+                      for k, v in rest.items())
+
 
 class BackendStartDialog(QDialog):
     """Collects a LaunchPlan and a host; `plan()` checks it (PlanError says why not)."""
@@ -56,7 +67,12 @@ class BackendStartDialog(QDialog):
         self.port_spin = QSpinBox()
         self.port_spin.setRange(0, 65535)
         self.port_spin.setSpecialValueText("a free one")
+        self.port_spin.setValue(plan.port or 0 if plan else 0)
         form.addRow("Port", self.port_spin)
+        self.more_label = QLabel(_more_settings(plan))
+        self.more_label.setWordWrap(True)
+        self.more_label.setVisible(bool(self.more_label.text()))
+        form.addRow("Also", self.more_label)
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
         form.addRow(self.error_label)

@@ -19,6 +19,8 @@ from PySide6.QtWidgets import (
 
 from ui.icons import app_icon, standard_icon
 from ui.notifier import Level, Notice
+from ui.pages.backends_page import BackendsPage
+from ui.pages.fit_page import FitPage
 from ui.pages.registry import PAGE_NAMES, PAGES
 from ui.services import Services
 
@@ -88,6 +90,7 @@ class MainWindow(QMainWindow):
             self.pages[spec.name] = page
             self.stack.addWidget(page)
 
+        self._connect_pages()
         self.banner = NoticeBanner()
         content = QWidget()
         content_layout = QVBoxLayout(content)
@@ -108,6 +111,12 @@ class MainWindow(QMainWindow):
         self._restore_state()
 
     # ------------------------------------------------------------------ pages
+    def _connect_pages(self) -> None:
+        """Fit's "Start with this plan" opens the Backends page's Start dialog."""
+        fit, backends = self.pages.get("fit"), self.pages.get("backends")
+        if isinstance(fit, FitPage) and isinstance(backends, BackendsPage):
+            fit.plan_started.connect(backends.start_chosen_plan)
+
     @property
     def current_page(self) -> str:
         return PAGE_NAMES[self.stack.currentIndex()]

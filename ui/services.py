@@ -42,7 +42,8 @@ class Services:
             notifier=notifier,
             tasks=tasks,
             monitor=_build_monitor(settings, paths, notifier),
-            backends=BackendFeed(build_service(paths, settings, secrets=secrets), tasks),
+            backends=BackendFeed(build_service(paths, settings, secrets=secrets), tasks,
+                                 lambda: list(settings.get("model_folders"))),
             library=LibraryFeed.build(settings, paths, tasks),
         )
 

@@ -1,13 +1,14 @@
-"""The Backends page: each host with its GPUs as lanes, each backend as a card on the
-lane(s) it uses, a Start dialog, and the log of the chosen backend."""
+"""The Backends page: each host with the doctor's findings and its GPUs as lanes, each
+backend as a card on the lane(s) it uses, a Start dialog (prefilled from Fit or
+Library), Export… of the backends' plans, and the log of the chosen backend."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtWidgets import (
-    QFrame,
-    QGroupBox,
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMessageBox,
@@ -19,24 +20,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.engines.export import COMPOSE_FILE, LAUNCHER_FILE
 from app.engines.plan import LaunchPlan
+from app.errors import UserError
+from app.fit.launch import launch_plan
 from app.runtime.backend import Backend
 from app.runtime.backends_service import WillNotFitError
+from app.runtime.doctor import HostReport
 from ui.backend_card import BackendCard
 from ui.backend_feed import BackendFeed
+from ui.backend_host_panel import HostPanel
 from ui.backend_start_dialog import BackendStartDialog
+from ui.pages.fit_page import ChosenPlan
 from ui.services import Services
-
-CPU_LANE = "CPU"
-
-
-def _lanes(backends: list[Backend]) -> dict[str, list[Backend]]:
-    """GPU id (or CPU) → the backends that use it; a backend on two GPUs is on both."""
-    lanes: dict[str, list[Backend]] = {}
-    for backend in backends:
-        for gpu in backend.gpus or (CPU_LANE,):
-            lanes.setdefault(gpu, []).append(backend)
-    return dict(sorted(lanes.items(), key=lambda kv: (kv[0] == CPU_LANE, kv[0])))
 
 
 class BackendsPage(QWidget):
@@ -46,16 +42,27 @@ class BackendsPage(QWidget):
         super().__init__()
         self.services = services
         self.feed: BackendFeed = services.backends
-        self.cards: list[BackendCard] = []
-        self._log_of: Backend | None = None
+        self.panels: dict[str, HostPanel] = {}
+        self.reports: dict[str, HostReport] = {}
+        self.start_dialog: BackendStartDialog | None = None
+        self.question: QMessageBox | None = None
+        self._checking = False
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
-        title = QLabel("<h2>Backends</h2>")
+        top.addWidget(QLabel("<h2>Backends</h2>"))
+        top.addStretch(1)
+        self.check_button = QPushButton("Check hosts")
+        self.check_button.setToolTip("Run the host doctor: Docker, NVIDIA runtime, images, "
+                                     "disk, ports")
+        self.check_button.clicked.connect(self._on_check_button_clicked)
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Write the backends' plans as docker-compose.yml and a "
+                                      "shell launcher, to run them without Rigdeck")
+        self.export_button.clicked.connect(self._on_export_button_clicked)
         self.start_button = QPushButton("Start backend…")
         self.start_button.clicked.connect(self._on_start_button_clicked)
-        top.addWidget(title)
-        top.addStretch(1)
-        top.addWidget(self.start_button)
+        for button in (self.check_button, self.export_button, self.start_button):
+            top.addWidget(button)
         layout.addLayout(top)
         self.key_note = QLabel(self.feed.service.keys.not_persisted_reason or "")
         self.key_note.setWordWrap(True)
@@ -79,64 +86,61 @@ class BackendsPage(QWidget):
         log_layout.addWidget(self.log_title)
         log_layout.addWidget(self.log_view)
         splitter.addWidget(log_box)
-        splitter.setSizes([560, 200])
+        splitter.setSizes([560, 160])
         layout.addWidget(splitter, 1)
         self.feed.updated.connect(self._on_feed_updated)
         self._on_feed_updated(self.feed.backends)
         self.feed.refresh()
+        self.check_hosts()
 
-    def _clear_hosts(self) -> None:
-        self.cards = []
+    @property
+    def cards(self) -> list[BackendCard]:
+        return [card for panel in self.panels.values() for card in panel.cards]
+
+    # ------------------------------------------------------------------ hosts
+    def _on_feed_updated(self, backends: list[Backend]) -> None:
         while self.hosts_layout.count():
             item = self.hosts_layout.takeAt(0)
             widget = item.widget() if item is not None else None
             if widget is not None:
                 widget.deleteLater()
-
-    def _on_feed_updated(self, backends: list[Backend]) -> None:
-        self._clear_hosts()
+        self.panels = {}
         service = self.feed.service
         for name, host in service.hosts.items():
             on_host = [b for b in backends if b.host == name]
-            error = service.host_errors.get(name)
-            if host.kind == "process" and not on_host:
-                continue
-            box = QGroupBox(f"{name}  —  {host.url}")
-            box_layout = QVBoxLayout(box)
-            if error:
-                problem = QLabel(error)
-                problem.setWordWrap(True)
-                box_layout.addWidget(problem)
-            elif not on_host:
-                box_layout.addWidget(QLabel("No backends on this host. Start one with "
-                                            "“Start backend…”."))
-            for lane, lane_backends in _lanes(on_host).items():
-                box_layout.addWidget(self._lane(lane, lane_backends))
-            others = [f for f in service.foreign if f.host == name]
-            if others:
-                text = ", ".join(f"{f.name} ({f.status})" for f in others)
-                box_layout.addWidget(QLabel(f"Not started by Rigdeck (read-only): {text}"))
-            self.hosts_layout.addWidget(box)
+            report = self.reports.get(name)
+            usable = report is not None and all(c.status == "ok" for c in report.checks)
+            if host.kind == "process" and not on_host and not usable:
+                continue  # local processes only once a llama-server is there
+            panel = HostPanel(host, on_host, error=service.host_errors.get(name), report=report,
+                              foreign=[f for f in service.foreign if f.host == name])
+            for card in panel.cards:
+                card.logs_requested.connect(self._on_card_logs_requested)
+                card.stop_requested.connect(self._on_card_stop_requested)
+                card.restart_requested.connect(self._on_card_restart_requested)
+            self.panels[name] = panel
+            self.hosts_layout.addWidget(panel)
         self.hosts_layout.addStretch(1)
 
-    def _lane(self, lane: str, backends: list[Backend]) -> QWidget:
-        row = QFrame()
-        layout = QHBoxLayout(row)
-        label = QLabel(f"<b>GPU {lane}</b>" if lane != CPU_LANE else "<b>CPU</b>")
-        label.setFixedWidth(70)
-        layout.addWidget(label)
-        for backend in backends:
-            card = BackendCard(backend)
-            card.logs_requested.connect(self._on_card_logs_requested)
-            card.stop_requested.connect(self._on_card_stop_requested)
-            card.restart_requested.connect(self._on_card_restart_requested)
-            self.cards.append(card)
-            layout.addWidget(card)
-        layout.addStretch(1)
-        return row
+    def check_hosts(self) -> None:
+        """Run the host doctor on every host (off the GUI thread) and show what it finds."""
+        if self._checking:
+            return
+        self._checking = True
+        self.check_button.setEnabled(False)
+        self.feed.diagnose(self._on_doctor_done)
 
+    def _on_doctor_done(self, reports: list[HostReport]) -> None:
+        self._checking = False
+        self.check_button.setEnabled(True)
+        self.reports = {r.host: r for r in reports}
+        self._on_feed_updated(self.feed.backends)
+
+    def _on_check_button_clicked(self) -> None:
+        self.check_hosts()
+
+    # ------------------------------------------------------------------ cards
     def _on_card_logs_requested(self, backend: Backend) -> None:
-        self._log_of = backend
         self.log_title.setText(f"Log: {backend.name} on {backend.host}")
         self.feed.fetch_log(backend, self._on_log_fetched)
 
@@ -151,26 +155,82 @@ class BackendsPage(QWidget):
     def _on_card_restart_requested(self, backend: Backend) -> None:
         self.feed.restart_backend(backend)
 
+    # ------------------------------------------------------------------ starting
     def _on_start_button_clicked(self) -> None:
         self.open_start_dialog()
 
-    def open_start_dialog(self, plan: LaunchPlan | None = None) -> None:
-        """The Start dialog, prefilled with `plan` (from Fit or Library) when given."""
+    def open_start_dialog(self, plan: LaunchPlan | None = None) -> BackendStartDialog:
+        """The Start dialog (window-modal), prefilled with `plan` (from Fit or Library)."""
         dialog = BackendStartDialog(list(self.feed.service.hosts), plan, self)
-        if dialog.exec() != BackendStartDialog.DialogCode.Accepted:
-            return
-        self._start(dialog.plan(), dialog.host(), force=False)
+        dialog.accepted.connect(lambda: self._start(dialog.plan(), dialog.host(), force=False))
+        self.start_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def start_chosen_plan(self, chosen: ChosenPlan) -> None:
+        """Fit's "Start with this plan": this page, with the Start dialog prefilled."""
+        show_page = getattr(self.window(), "show_page", None)
+        if callable(show_page):
+            show_page("backends")
+        self.open_start_dialog(launch_plan(chosen.model_path, chosen.plan))
 
     def _start(self, plan: LaunchPlan, host: str, force: bool) -> None:
         def failed(error: BaseException) -> None:
             if isinstance(error, WillNotFitError) and not force:
-                answer = QMessageBox.question(self, "It will not fit", str(error))
-                if answer == QMessageBox.StandardButton.Yes:
-                    self._start(plan, host, force=True)
+                self._ask("It will not fit", str(error),
+                          lambda: self._start(plan, host, force=True))
                 return
             self.services.notifier.error(f"Starting {plan.backend_name}", error)
 
         self.feed.start_backend(plan, host, force=force, on_error=failed)
+
+    def _ask(self, title: str, text: str, on_yes: Callable[[], None]) -> None:
+        """A window-modal Yes/No question; `on_yes` runs only on Yes."""
+        buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
+        box = QMessageBox(QMessageBox.Icon.Question, title, text, buttons, self)
+
+        def answered(result: int) -> None:
+            if result == QMessageBox.StandardButton.Yes.value:
+                on_yes()
+
+        box.finished.connect(answered)
+        self.question = box
+        box.open()
+
+    # ------------------------------------------------------------------ export
+    def _on_export_button_clicked(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export the backends to a folder")
+        if folder:
+            self.export_to(Path(folder))
+
+    def export_to(self, folder: Path, *, overwrite: bool = False) -> None:
+        """Write the running backends' plans as docker-compose.yml and launch.sh in `folder`;
+        files already there are replaced only after the user says so."""
+        backends = [b for b in self.feed.backends if b.managed]
+        if not backends:
+            self.services.notifier.warning("No backends to export: start one first.")
+            return
+        plans = [LaunchPlan.from_json(b.plan_json) for b in backends]
+        hosts = self.feed.service.hosts
+        host_network = all(hosts[b.host].host_network for b in backends)
+
+        def failed(error: BaseException) -> None:
+            existing = [p for p in (folder / COMPOSE_FILE, folder / LAUNCHER_FILE) if p.exists()]
+            if isinstance(error, UserError) and existing and not overwrite:
+                self._ask("Replace the files?", f"{folder} already holds "
+                          f"{', '.join(p.name for p in existing)}. Replace them?",
+                          lambda: self.export_to(folder, overwrite=True))
+                return
+            self.services.notifier.error("Exporting the backends", error)
+
+        def done(paths: list[Path]) -> None:
+            names = ", ".join(b.name for b in backends)
+            self.services.notifier.info(
+                f"Exported {names} to {folder} ({', '.join(p.name for p in paths)}). "
+                "Set each backend's <NAME>_API_KEY before starting them there.")
+
+        self.feed.export_plans(plans, folder, host_network=host_network, overwrite=overwrite,
+                               on_done=done, on_error=failed)
 
 
 def backends_page(services: Services, open_settings: Callable[[], None]) -> QWidget:

@@ -6,17 +6,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from app.engines.compose import to_compose
-from app.engines.export import (
-    COMPOSE_FILE,
-    FIRST_PORT,
-    LAUNCHER_FILE,
-    exported_backends,
-    write_files,
-)
+from app.engines.export import FIRST_PORT
+from app.engines.export_folder import export_to_folder
 from app.engines.plan import LaunchPlan
 from app.engines.recipes import DEFAULT_IMAGES
-from app.engines.shell_launcher import to_shell
 from app.settings import SettingsStore
 
 
@@ -42,11 +35,9 @@ def run(args: argparse.Namespace) -> int:
     images = {**DEFAULT_IMAGES, **{e: settings.get(f"{e}_image") for e in DEFAULT_IMAGES
                                   if settings.get(f"{e}_image")}}
     plans = [LaunchPlan.from_toml(path) for path in args.plans]
-    backends = exported_backends(plans, images, host_network=args.host_network,
-                                 first_port=args.first_port)
-    written = write_files(args.output, {COMPOSE_FILE: to_compose(backends),
-                                         LAUNCHER_FILE: to_shell(backends)},
-                           overwrite=args.force)
+    backends, written = export_to_folder(plans, images, args.output,
+                                         host_network=args.host_network,
+                                         first_port=args.first_port, overwrite=args.force)
     for path in written:
         print(f"wrote {path}")
     for backend in backends:

@@ -492,4 +492,5 @@ def test_start_opens_the_start_dialog_with_the_model(
     page.details.start_button.click()
 
     assert window.current_page == "backends"
+    qtbot.waitUntil(lambda: bool(seen), timeout=WAIT_MS)  # the dialog is window-modal
     assert seen == [(str(folder / "hf-model"), "vllm")]

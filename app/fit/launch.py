@@ -1,0 +1,52 @@
+"""A Fit plan as a LaunchPlan, so "Start with this plan" starts what Fit estimated.
+
+Only values that differ from the engine's defaults are carried over, so the Start dialog
+and the backend's labels stay short; the recipes (app.engines) then make the flags.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.engines.llamacpp import ALL_LAYERS
+from app.engines.plan import LaunchPlan
+from app.fit.plan import FitPlan
+from app.fit.vllm_estimate import VllmPlan
+
+LLAMA_DEFAULT_BATCH = 2048
+LLAMA_DEFAULT_UBATCH = 512
+
+
+def _from_llamacpp(model: Path, plan: FitPlan) -> LaunchPlan:
+    on_gpu = plan.on_gpu
+    n_cpu_moe = ALL_LAYERS if plan.cpu_moe_all else plan.n_cpu_moe
+    extra: tuple[str, ...] = ()
+    if plan.kv_unified is not None:
+        extra = ("-kvu",) if plan.kv_unified else ("-no-kvu",)
+    return LaunchPlan(
+        model=str(model), engine="llamacpp", context=plan.ctx, parallel=plan.parallel,
+        batch=None if plan.batch == LLAMA_DEFAULT_BATCH else plan.batch,
+        ubatch=None if plan.ubatch == LLAMA_DEFAULT_UBATCH else plan.ubatch,
+        cache_type_k=None if plan.cache_type_k == "f16" else plan.cache_type_k,
+        cache_type_v=None if plan.cache_type_v == "f16" else plan.cache_type_v,
+        flash_attn=plan.flash_attn, experts=plan.experts,
+        gpus=tuple(str(g) for g in plan.gpus) if on_gpu else (),
+        gpu_layers=plan.gpu_layers if on_gpu else None,
+        tensor_split=plan.tensor_split if on_gpu else (),
+        n_cpu_moe=n_cpu_moe if on_gpu and n_cpu_moe else None, extra_args=extra)
+
+
+def _from_vllm(model: Path, plan: VllmPlan) -> LaunchPlan:
+    kv = "q8_0" if plan.kv_cache_dtype.startswith("fp8") else None
+    return LaunchPlan(
+        model=str(model), engine="vllm", context=plan.max_model_len,
+        parallel=plan.max_num_seqs, cache_type_k=kv, cache_type_v=kv,
+        gpus=tuple(str(i) for i in range(plan.tensor_parallel)),
+        extra_args=("--gpu-memory-utilization", f"{plan.gpu_memory_utilization:g}"))
+
+
+def launch_plan(model: Path, plan: FitPlan | VllmPlan) -> LaunchPlan:
+    """The LaunchPlan that starts `model` the way the Fit plan describes."""
+    if isinstance(plan, VllmPlan):
+        return _from_vllm(model, plan)
+    return _from_llamacpp(model, plan)

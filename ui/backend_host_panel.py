@@ -1,0 +1,114 @@
+"""HostPanel: one host on the Backends page — the doctor's findings, its GPUs as lanes
+(name and free memory) with a card per backend on each lane it uses, and the containers
+Rigdeck did not start, listed read-only."""
+
+from __future__ import annotations
+
+import html
+
+from PySide6.QtWidgets import QFrame, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from app.runtime.backend import Backend
+from app.runtime.doctor import CheckStatus, HostReport
+from app.runtime.host_gpus import HostGpu
+from app.runtime.hosts import Host
+from app.runtime.observed import Foreign
+from ui.backend_card import BackendCard
+
+CPU_LANE = "CPU"
+CHECK_MARKS = {CheckStatus.OK: ("✓", "#1e7d32"), CheckStatus.WARN: ("!", "#8a6d00"),
+               CheckStatus.FAIL: ("✗", "#b3261e"), CheckStatus.SKIP: ("·", "#6b6b6b")}
+
+
+def lanes(backends: list[Backend], gpus: tuple[HostGpu, ...]) -> list[tuple[str, list[Backend]]]:
+    """(lane, backends) for each GPU of the host, then GPUs only backends name, then CPU.
+
+    A backend on two GPUs is on both lanes; a GPU named by UUID finds its index's lane.
+    """
+    by_id = {g.uuid: g.index for g in gpus if g.uuid}
+    out: dict[str, list[Backend]] = {g.index: [] for g in gpus}
+    for backend in backends:
+        for gpu in backend.gpus or (CPU_LANE,):
+            out.setdefault(by_id.get(gpu, gpu), []).append(backend)
+    known = [g.index for g in gpus]
+    extra = sorted(k for k in out if k not in known and k != CPU_LANE)
+    order = [*known, *extra, *([CPU_LANE] if CPU_LANE in out else [])]
+    return [(lane, out[lane]) for lane in order]
+
+
+def _lane_title(lane: str, gpu: HostGpu | None) -> str:
+    if lane == CPU_LANE:
+        return "<b>CPU</b>"
+    if gpu is None:
+        return f"<b>GPU {html.escape(lane)}</b>"
+    free = "" if gpu.free_mib is None else f"<br>{gpu.free_mib / 1024:.1f} GiB free"
+    return f"<b>GPU {gpu.index}</b><br>{html.escape(gpu.name)}{free}"
+
+
+def doctor_text(report: HostReport) -> str:
+    """The checks as rich text: a mark, the check, what was found and, if not ok, the fix."""
+    rows = []
+    skipped: dict[str, list[str]] = {}
+    for check in report.checks:
+        if check.status is CheckStatus.SKIP:
+            skipped.setdefault(check.detail, []).append(check.name)
+            continue
+        mark, colour = CHECK_MARKS[check.status]
+        fix = (f" <i>Fix: {html.escape(check.fix)}</i>"
+               if check.fix and check.status in (CheckStatus.WARN, CheckStatus.FAIL) else "")
+        rows.append(f'<span style="color:{colour};"><b>{mark}</b></span> '
+                    f"<b>{html.escape(check.name)}</b>: {html.escape(check.detail)}{fix}")
+    mark, colour = CHECK_MARKS[CheckStatus.SKIP]
+    rows += [f'<span style="color:{colour};">{mark} {html.escape(", ".join(names))}: not '
+             f"checked ({html.escape(why)})</span>" for why, names in skipped.items()]
+    return "<br>".join(rows)
+
+
+class HostPanel(QGroupBox):
+    """Everything about one host; its `cards` are connected by the page."""
+
+    def __init__(self, host: Host, backends: list[Backend], *, error: str | None,
+                 report: HostReport | None, foreign: list[Foreign]) -> None:
+        super().__init__(f"{host.name}  —  {host.url}")
+        self.setObjectName(f"host-{host.name}")
+        self.cards: list[BackendCard] = []
+        layout = QVBoxLayout(self)
+        self.doctor_label = QLabel(doctor_text(report) if report else "Checking this host…")
+        self.doctor_label.setWordWrap(True)
+        self.doctor_label.setObjectName("doctor")
+        layout.addWidget(self.doctor_label)
+        self.problem_label = QLabel(error or "")
+        self.problem_label.setWordWrap(True)
+        self.problem_label.setVisible(bool(error) and (report is None or not report.failed))
+        layout.addWidget(self.problem_label)
+        gpus = report.gpus if report else ()
+        by_index = {g.index: g for g in gpus}
+        for lane, lane_backends in lanes(backends, gpus):
+            layout.addWidget(self._lane(_lane_title(lane, by_index.get(lane)), lane_backends))
+        if not backends and not error:
+            layout.addWidget(QLabel("No backends on this host. Start one with "
+                                    "“Start backend…”."))
+        self.foreign_label = QLabel()
+        self.foreign_label.setWordWrap(True)
+        if foreign:
+            listed = ", ".join(f"{f.name} ({f.image or 'no image'}, {f.status})" for f in foreign)
+            self.foreign_label.setText(f"Not started by Rigdeck (read-only): {listed}")
+        self.foreign_label.setVisible(bool(foreign))
+        layout.addWidget(self.foreign_label)
+
+    def _lane(self, title: str, backends: list[Backend]) -> QWidget:
+        row = QFrame()
+        row.setObjectName("lane")
+        layout = QHBoxLayout(row)
+        label = QLabel(title)
+        label.setFixedWidth(150)
+        label.setWordWrap(True)
+        layout.addWidget(label)
+        for backend in backends:
+            card = BackendCard(backend)
+            self.cards.append(card)
+            layout.addWidget(card)
+        if not backends:
+            layout.addWidget(QLabel("free"))
+        layout.addStretch(1)
+        return row
