@@ -10,6 +10,7 @@ All calls block: the UI runs them through its task runner.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -58,7 +59,15 @@ class StartResult:
 
 
 def _port_in_use(address: str, port: int) -> bool:
+    """Whether a server listens on address:port.
+
+    SO_REUSEADDR (POSIX) lets the probe bind past connections of a server that just
+    stopped (TIME_WAIT) — as the engines themselves do — so a restart on the same port
+    is not refused; on Windows the option would let a bind steal a live port.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe_socket:
+        if os.name != "nt":
+            probe_socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe_socket.bind((address, port))
         except OSError:

@@ -198,7 +198,16 @@ class BackendsPage(QWidget):
         box.open()
 
     # ------------------------------------------------------------------ export
+    def _exportable(self) -> list[Backend]:
+        """Rigdeck's own backends (their plans); says so when there are none."""
+        backends = [b for b in self.feed.backends if b.managed]
+        if not backends:
+            self.services.notifier.warning("No backends to export: start one first.")
+        return backends
+
     def _on_export_button_clicked(self) -> None:
+        if not self._exportable():
+            return
         folder = QFileDialog.getExistingDirectory(self, "Export the backends to a folder")
         if folder:
             self.export_to(Path(folder))
@@ -206,9 +215,8 @@ class BackendsPage(QWidget):
     def export_to(self, folder: Path, *, overwrite: bool = False) -> None:
         """Write the running backends' plans as docker-compose.yml and launch.sh in `folder`;
         files already there are replaced only after the user says so."""
-        backends = [b for b in self.feed.backends if b.managed]
+        backends = self._exportable()
         if not backends:
-            self.services.notifier.warning("No backends to export: start one first.")
             return
         plans = [LaunchPlan.from_json(b.plan_json) for b in backends]
         hosts = self.feed.service.hosts

@@ -1,0 +1,208 @@
+"""The Backends page with real parts: the host doctor without Docker, a real llama-server
+started as a local process from the Start dialog (ready, log, export, stop), a backend on
+the real Docker engine restarted from its card next to a container Rigdeck did not start
+(read-only), and Fit's "Start with this plan" opening the dialog prefilled."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from PySide6.QtWidgets import QMessageBox
+from pytestqt.qtbot import QtBot
+
+from app.engines.compose import read_compose
+from app.engines.plan import LaunchPlan
+from app.fit.plan import FitPlan
+from app.paths import AppPaths
+from app.runtime.backend import BackendState
+from tests.realparts.docker_engine import DockerEngine
+from tests.realparts.leak_guard import LeakGuard
+from ui.backend_card import BackendCard
+from ui.main_window import MainWindow
+from ui.notifier import Level
+from ui.pages.backends_page import BackendsPage
+from ui.pages.fit_page import ChosenPlan, FitPage
+from ui.services import Services
+
+WAIT_MS = 20_000
+READY_MS = 180_000
+MakeServices = Callable[..., Services]
+
+
+@pytest.fixture
+def make_services(qtbot: QtBot, app_paths: AppPaths, tmp_path: Path,
+                  monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeServices]:
+    """Services built like the app's, after writing `settings` and choosing the engine."""
+    built: list[Services] = []
+
+    def make(settings: str = "", docker_host: str | None = None) -> Services:
+        monkeypatch.setenv("DOCKER_HOST", docker_host or f"unix://{tmp_path / 'none.sock'}")
+        app_paths.config.mkdir(parents=True, exist_ok=True)
+        app_paths.settings_file.write_text(settings, encoding="utf-8")
+        services = Services.build(app_paths)
+        built.append(services)
+        return services
+
+    yield make
+    for services in built:
+        services.shutdown()
+
+
+def _page(qtbot: QtBot, services: Services) -> BackendsPage:
+    page = BackendsPage(services)
+    qtbot.add_widget(page)
+    page.resize(1100, 700)
+    page.show()
+    qtbot.waitUntil(lambda: bool(page.reports), timeout=WAIT_MS)
+    return page
+
+
+def _card(page: BackendsPage, name: str) -> BackendCard | None:
+    return next((c for c in page.cards if c.backend.name == name), None)
+
+
+def _wait_state(qtbot: QtBot, page: BackendsPage, name: str, state: BackendState) -> BackendCard:
+    def shown() -> bool:
+        card = _card(page, name)
+        return card is not None and f"{state}" in card.state_label.text()
+
+    qtbot.waitUntil(shown, timeout=READY_MS)
+    card = _card(page, name)
+    assert card is not None
+    return card
+
+
+def test_without_docker_the_host_says_what_is_missing_and_how_to_fix_it(
+        qtbot: QtBot, make_services: MakeServices, tmp_path: Path) -> None:
+    services = make_services(
+        f'llama_server_path = "{tmp_path / "no-llama-server"}"\n')
+    page = _page(qtbot, services)
+    local = page.panels["local"]
+    text = local.doctor_label.text()
+    assert "Docker engine" in text
+    assert "Docker does not answer" in text
+    assert "Fix: start Docker on that host" in text
+    assert "not checked (the engine does not answer)" in text
+    assert "processes" not in page.panels  # no llama-server: nothing can run there
+    assert page.cards == []
+    page.export_button.click()  # nothing to export: says so instead of a file dialog
+    assert services.notifier.history[-1].text == "No backends to export: start one first."
+
+
+def test_a_local_llama_server_started_from_the_dialog_runs_exports_and_stops(
+        qtbot: QtBot, *, make_services: MakeServices, llama_server_binary: Path,
+        tiny_qwen3_gguf: Path, tmp_path: Path, leak_guard: LeakGuard) -> None:
+    services = make_services(
+        f'llama_server_path = "{llama_server_binary}"\n')
+    services.backends.start()
+    page = _page(qtbot, services)
+    assert "found at" in page.panels["processes"].doctor_label.text()
+    page.start_button.click()
+    dialog = page.start_dialog
+    assert dialog is not None
+    assert dialog.isVisible()
+    dialog.model_edit.setText(str(tiny_qwen3_gguf))
+    dialog.name_edit.setText("tiny")
+    dialog.context_spin.setValue(1024)
+    dialog.port_spin.setValue(leak_guard.free_port())
+    dialog.host_combo.setCurrentText("processes")
+    dialog.accept_button.click()
+    card = _wait_state(qtbot, page, "tiny", BackendState.READY)
+    assert card in page.panels["processes"].cards
+    assert f"port {card.backend.port}" in card.details_label.text()
+    pid = int(card.backend.ref)
+
+    card.logs_button.click()
+    qtbot.waitUntil(lambda: "llama" in page.log_view.toPlainText(), timeout=WAIT_MS)
+    assert page.log_title.text() == "Log: tiny on processes"
+
+    export = tmp_path / "export"
+    page.export_to(export)
+    qtbot.waitUntil((export / "launch.sh").exists, timeout=WAIT_MS)
+    [plan] = read_compose(export / "docker-compose.yml")
+    assert plan == LaunchPlan.from_json(card.backend.plan_json)
+    assert plan.context == 1024
+    page.export_to(export)  # again: asks before replacing
+    qtbot.waitUntil(lambda: page.question is not None and page.question.isVisible(),
+                    timeout=WAIT_MS)
+    assert page.question is not None
+    assert "already holds docker-compose.yml, launch.sh" in page.question.text()
+    page.question.button(QMessageBox.StandardButton.Yes).click()
+    qtbot.waitUntil(lambda: services.notifier.history[-1].text.startswith("Exported tiny"),
+                    timeout=WAIT_MS)
+
+    card.stop_button.click()
+    qtbot.waitUntil(lambda: _card(page, "tiny") is None, timeout=WAIT_MS)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_docker_backend_restarts_from_its_card_beside_a_read_only_container(
+        qtbot: QtBot, *, make_services: MakeServices, docker_engine: DockerEngine,
+        llama_server_image: str, tiny_qwen3_gguf: Path, leak_guard: LeakGuard) -> None:
+    other = docker_engine.client.containers.create(
+        llama_server_image, name="someone-elses", labels=leak_guard.labels, command=["--help"])
+    try:
+        services = make_services(
+            f'llamacpp_image = "{llama_server_image}"\nlocal_host_network = true\n',
+            docker_engine.base_url)
+        services.backends.start()
+        page = _page(qtbot, services)
+        doctor = page.panels["local"].doctor_label.text()
+        assert f"Docker {docker_engine.client.version()['Version']}" in doctor
+        qtbot.waitUntil(lambda: "someone-elses" in page.panels["local"].foreign_label.text(),
+                        timeout=WAIT_MS)
+        assert "Not started by Rigdeck (read-only)" in page.panels["local"].foreign_label.text()
+
+        plan = LaunchPlan(model=str(tiny_qwen3_gguf), name="dock", context=1024,
+                          port=leak_guard.free_port(), labels=leak_guard.labels)
+        dialog = page.open_start_dialog(plan)
+        assert dialog.host() == "local"
+        dialog.accept_button.click()
+        card = _wait_state(qtbot, page, "dock", BackendState.READY)
+        assert card in page.panels["local"].cards
+        first_ref = card.backend.ref
+
+        card.restart_button.click()
+        qtbot.waitUntil(lambda: (c := _card(page, "dock")) is not None
+                        and c.backend.ref != first_ref, timeout=READY_MS)
+        card = _wait_state(qtbot, page, "dock", BackendState.READY)
+        card.stop_button.click()
+        qtbot.waitUntil(lambda: _card(page, "dock") is None, timeout=WAIT_MS)
+        assert [e for e in services.notifier.history if e.level is Level.ERROR] == []
+    finally:
+        other.remove(force=True)
+
+
+def test_start_with_this_plan_on_fit_opens_the_dialog_prefilled(
+        qtbot: QtBot, make_services: MakeServices, tmp_path: Path) -> None:
+    services = make_services()
+    window = MainWindow(services)
+    qtbot.add_widget(window)
+    fit, backends = window.pages["fit"], window.pages["backends"]
+    assert isinstance(fit, FitPage)
+    assert isinstance(backends, BackendsPage)
+    window.show_page("fit")
+    model = tmp_path / "qwen3-30b-a3b.gguf"
+    chosen = ChosenPlan(model, "llamacpp",
+                        FitPlan(ctx=16384, parallel=2, cache_type_k="q8_0", cache_type_v="q8_0",
+                                experts=4, gpus=(0, 1), n_cpu_moe=6), margin_mib=512)
+    fit.plan_started.emit(chosen)
+
+    assert window.current_page == "backends"
+    dialog = backends.start_dialog
+    assert dialog is not None
+    assert dialog.isVisible()
+    assert dialog.model_edit.text() == str(model)
+    assert dialog.context_spin.value() == 16384
+    assert dialog.gpus_edit.text() == "0,1"
+    also = dialog.more_label.text()
+    for shown in ("parallel 2", "cache_type_k q8_0", "experts 4", "n_cpu_moe 6"):
+        assert shown in also
+    assert dialog.plan() == LaunchPlan(model=str(model), context=16384, parallel=2,
+                                       cache_type_k="q8_0", cache_type_v="q8_0",
+                                       flash_attn=True, gpus=("0", "1"), experts=4,
+                                       n_cpu_moe=6)
+    dialog.reject()
