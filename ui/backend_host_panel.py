@@ -9,7 +9,7 @@ import html
 from PySide6.QtWidgets import QFrame, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from app.runtime.backend import Backend
-from app.runtime.doctor import CheckStatus, HostReport
+from app.runtime.doctor import Check, CheckStatus, HostReport
 from app.runtime.host_gpus import HostGpu
 from app.runtime.hosts import Host
 from app.runtime.observed import Foreign
@@ -45,23 +45,38 @@ def _lane_title(lane: str, gpu: HostGpu | None) -> str:
     return f"<b>GPU {gpu.index}</b><br>{html.escape(gpu.name)}{free}"
 
 
+def _row(check: Check) -> str:
+    mark, colour = CHECK_MARKS[check.status]
+    fix = f" <i>Fix: {html.escape(check.fix)}</i>" if check.fix else ""
+    return (f'<span style="color:{colour};"><b>{mark}</b></span> '
+            f"<b>{html.escape(check.name)}</b>: {html.escape(check.detail)}{fix}")
+
+
 def doctor_text(report: HostReport) -> str:
-    """The checks as rich text: a mark, the check, what was found and, if not ok, the fix."""
-    rows = []
+    """The checks as rich text: what the host runs (the first check: engine and version),
+    each warning or failure with what was found and the fix, then the other passed ones
+    on one line, then what could not be checked."""
+    first, *rest = report.checks
+    rows = [_row(first)] if first.status is CheckStatus.OK else []
+    rows += [_row(c) for c in report.checks if c.status in (CheckStatus.WARN, CheckStatus.FAIL)]
+    passed = [c.name for c in rest if c.status is CheckStatus.OK]
+    if passed:
+        mark, colour = CHECK_MARKS[CheckStatus.OK]
+        rows.append(f'<span style="color:{colour};"><b>{mark}</b></span> '
+                    f"{html.escape(', '.join(passed))}")
     skipped: dict[str, list[str]] = {}
     for check in report.checks:
         if check.status is CheckStatus.SKIP:
             skipped.setdefault(check.detail, []).append(check.name)
-            continue
-        mark, colour = CHECK_MARKS[check.status]
-        fix = (f" <i>Fix: {html.escape(check.fix)}</i>"
-               if check.fix and check.status in (CheckStatus.WARN, CheckStatus.FAIL) else "")
-        rows.append(f'<span style="color:{colour};"><b>{mark}</b></span> '
-                    f"<b>{html.escape(check.name)}</b>: {html.escape(check.detail)}{fix}")
     mark, colour = CHECK_MARKS[CheckStatus.SKIP]
     rows += [f'<span style="color:{colour};">{mark} {html.escape(", ".join(names))}: not '
              f"checked ({html.escape(why)})</span>" for why, names in skipped.items()]
     return "<br>".join(rows)
+
+
+def doctor_details(report: HostReport) -> str:
+    """Every check with what was found (the tooltip of the doctor's summary)."""
+    return "\n".join(f"{c.name} [{c.status}]: {c.detail}" for c in report.checks)
 
 
 class HostPanel(QGroupBox):
@@ -76,6 +91,7 @@ class HostPanel(QGroupBox):
         self.doctor_label = QLabel(doctor_text(report) if report else "Checking this host…")
         self.doctor_label.setWordWrap(True)
         self.doctor_label.setObjectName("doctor")
+        self.doctor_label.setToolTip(doctor_details(report) if report else "")
         layout.addWidget(self.doctor_label)
         self.problem_label = QLabel(error or "")
         self.problem_label.setWordWrap(True)
@@ -101,7 +117,7 @@ class HostPanel(QGroupBox):
         row.setObjectName("lane")
         layout = QHBoxLayout(row)
         label = QLabel(title)
-        label.setFixedWidth(150)
+        label.setFixedWidth(130)
         label.setWordWrap(True)
         layout.addWidget(label)
         for backend in backends:

@@ -143,9 +143,10 @@ class _DockerDoctor:
             raise
         except UserError as exc:
             if not self.host.is_remote and no_driver is not None:
+                log.info("GPU probe on %s: %s", self.host.name, exc)
                 return Check(name, CheckStatus.WARN,
-                             f"no NVIDIA GPU here ({no_driver}); GPU requests fail: {exc}",
-                             "backends run on CPU only; for GPUs " + NVIDIA_FIX)
+                             f"none here ({no_driver}), and the engine cannot hand GPUs to "
+                             "containers: backends run on CPU only", "for GPUs " + NVIDIA_FIX)
             return Check(name, CheckStatus.FAIL, f"GPU requests fail: {exc}", NVIDIA_FIX)
         probed = parse_nvidia_smi(output)
         if code != 0 or not probed:
@@ -208,8 +209,7 @@ def _bindable(name: str, address: str) -> Check:
                          f"no port can be opened on {address}: {exc.strerror or exc}",
                          "choose a bind address this machine has (127.0.0.1 by default)")
         port = probe.getsockname()[1]
-    return Check(name, CheckStatus.OK,
-                 f"ports are published on {address} (a free one now: {port})")
+    return Check(name, CheckStatus.OK, f"backends listen on {address} (a free port now: {port})")
 
 
 def _process_report(host: Host, runtime: ProcessRuntime) -> HostReport:
