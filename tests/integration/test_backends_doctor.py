@@ -16,6 +16,7 @@ from app.runtime.hosts import Host
 from tests.integration.backends_support import cli_env, rigdeck, write_home
 from tests.realparts.docker_engine import DockerEngine
 from tests.realparts.leak_guard import LeakGuard
+from tests.realparts.remote_host import RemoteHost
 
 pytestmark = pytest.mark.integration
 
@@ -94,3 +95,23 @@ def test_rigdeck_doctor_exits_non_zero_only_for_a_failed_check(
     checks = {c["name"]: c["status"] for c in report["checks"]}
     assert checks["Docker engine"] == "ok"
     assert checks["Ports"] == "ok"  # the settings turn host networking on
+
+
+def test_doctor_probes_a_remote_engine_over_ssh(
+        remote_host: RemoteHost, tmp_path: Path, leak_guard: LeakGuard) -> None:
+    host = Host("remote", remote_host.url, host_network=True)
+    runtime = DockerRuntime(host)
+    try:
+        report = diagnose_host(host, runtime, {"llamacpp": remote_host.image}, [str(tmp_path)])
+    finally:
+        runtime.close()
+    checks = _checks(report)
+    assert checks["Docker engine"].status is CheckStatus.OK
+    assert checks["Engine images"].detail == f"present: {remote_host.image}"
+    assert checks["Free disk"].status is CheckStatus.SKIP
+    assert checks["Ports"].status is CheckStatus.OK
+    gpus = checks["NVIDIA GPUs"]  # a remote host is there for its GPUs: failing them fails
+    assert "remote: the host lacks the NVIDIA container runtime" in gpus.detail
+    assert report.failed == (gpus,)
+    assert report.gpus == ()
+    assert not remote_host.client.containers.list(all=True, filters={"label": "rigdeck.probe"})
