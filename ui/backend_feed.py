@@ -117,9 +117,11 @@ class BackendFeed(QObject):
         self.tasks.run(job, description=f"Exporting to {folder}", on_done=on_done,
                        on_error=on_error)
 
-    def fetch_log(self, backend: Backend, on_done: Callable[[str], None]) -> None:
+    def fetch_log(self, backend: Backend, on_done: Callable[[str], None],
+                  on_error: Callable[[BaseException], None] | None = None) -> None:
         self.tasks.run(lambda: self.service.log_tail(backend, 300),
-                       description=f"Reading the log of {backend.name}", on_done=on_done)
+                       description=f"Reading the log of {backend.name}", on_done=on_done,
+                       on_error=on_error)
 
     def close(self) -> None:
         self._timer.stop()

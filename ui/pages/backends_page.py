@@ -47,6 +47,9 @@ class BackendsPage(QWidget):
         self.start_dialog: BackendStartDialog | None = None
         self.question: QMessageBox | None = None
         self._checking = False
+        self._log_of: Backend | None = None
+        self._log_busy = False
+        self._shown_shape: tuple[object, ...] | None = None
         self.check_button = QPushButton("Check hosts")
         self.check_button.setToolTip("Run the host doctor: Docker, NVIDIA runtime, images, "
                                      "disk, ports")
@@ -104,7 +107,24 @@ class BackendsPage(QWidget):
         return [card for panel in self.panels.values() for card in panel.cards]
 
     # ------------------------------------------------------------------ hosts
+    def _shape(self, backends: list[Backend]) -> tuple[object, ...]:
+        """What decides the panels' layout; states and uptimes only need a card update."""
+        service = self.feed.service
+        return (tuple((b.host, b.name, b.ref, b.gpus) for b in backends),
+                tuple((f.host, f.name, f.status) for f in service.foreign),
+                tuple(sorted(service.host_errors.items())), tuple(map(id, self.reports.values())))
+
     def _on_feed_updated(self, backends: list[Backend]) -> None:
+        shape = self._shape(backends)
+        if shape == self._shown_shape:
+            for card in self.cards:
+                card.update_view()
+        else:
+            self._shown_shape = shape
+            self._rebuild_panels(backends)
+        self._follow_log(backends)
+
+    def _rebuild_panels(self, backends: list[Backend]) -> None:
         while self.hosts_layout.count():
             item = self.hosts_layout.takeAt(0)
             widget = item.widget() if item is not None else None
@@ -147,13 +167,41 @@ class BackendsPage(QWidget):
 
     # ------------------------------------------------------------------ cards
     def _on_card_logs_requested(self, backend: Backend) -> None:
+        self._log_of = backend
         self.log_title.setText(f"Log: {backend.name} on {backend.host}")
-        self.feed.fetch_log(backend, self._on_log_fetched)
+        self._fetch_log()
+
+    def _follow_log(self, backends: list[Backend]) -> None:
+        """Keep the shown log current while its backend is listed (every refresh)."""
+        shown = self._log_of
+        if shown is None:
+            return
+        if shown.key not in {b.key for b in backends}:
+            self.log_title.setText(f"Log: {shown.name} on {shown.host} (gone)")
+            self._log_of = None
+            return
+        self._fetch_log()
+
+    def _fetch_log(self) -> None:
+        if self._log_of is None or self._log_busy:
+            return
+        self._log_busy = True
+        self.feed.fetch_log(self._log_of, self._on_log_fetched, self._on_log_failed)
 
     def _on_log_fetched(self, text: str) -> None:
-        self.log_view.setPlainText(text)
+        self._log_busy = False
+        if text == self.log_view.toPlainText():
+            return
         bar = self.log_view.verticalScrollBar()
-        bar.setValue(bar.maximum())
+        at_end = bar.value() == bar.maximum()
+        self.log_view.setPlainText(text)
+        if at_end:  # follow the end unless the user scrolled back to read
+            bar.setValue(bar.maximum())
+
+    def _on_log_failed(self, error: BaseException) -> None:
+        self._log_busy = False
+        self._log_of = None
+        self.services.notifier.error("Reading the log", error)
 
     def _on_card_stop_requested(self, backend: Backend) -> None:
         self.feed.stop_backend(backend)

@@ -18,6 +18,7 @@ from app.engines.plan import LaunchPlan
 from app.fit.plan import FitPlan
 from app.paths import AppPaths
 from app.runtime.backend import BackendState
+from tests.integration.backends_support import chat
 from tests.realparts.docker_engine import DockerEngine
 from tests.realparts.leak_guard import LeakGuard
 from ui.backend_card import BackendCard
@@ -116,8 +117,12 @@ def test_a_local_llama_server_started_from_the_dialog_runs_exports_and_stops(
     pid = int(card.backend.ref)
 
     card.logs_button.click()
-    qtbot.waitUntil(lambda: "llama" in page.log_view.toPlainText(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: "listening on" in page.log_view.toPlainText(), timeout=WAIT_MS)
     assert page.log_title.text() == "Log: tiny on processes"
+    assert "eval time" not in page.log_view.toPlainText()
+    assert chat(card.backend.base_url, card.backend.api_key).status_code == 200
+    qtbot.waitUntil(lambda: "eval time" in page.log_view.toPlainText(),  # the log follows
+                    timeout=WAIT_MS)
 
     export = tmp_path / "export"
     page.export_to(export)
