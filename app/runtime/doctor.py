@@ -140,7 +140,7 @@ class _DockerDoctor:
             code, output = self.runtime.run_probe(image, ["nvidia-smi"], list(PROBE_ARGS),
                                                   all_gpus=True)
         except HostUnreachableError:
-            raise
+            raise  # the engine went away: diagnose_host says so, not a GPU problem
         except UserError as exc:
             if not self.host.is_remote and no_driver is not None:
                 log.info("GPU probe on %s: %s", self.host.name, exc)
@@ -155,8 +155,10 @@ class _DockerDoctor:
                          f"(exit {code}): {output.strip()[-300:]}", NVIDIA_FIX)
         if not self.gpus:
             self.gpus = tuple(probed)
-        listed = ", ".join(f"{g.index}: {g.name} ({_gib((g.free_mib or 0) * 2**20)} free)"
-                           for g in self.gpus)
+        listed = ", ".join(
+            f"{g.index}: {g.name}"
+            + ("" if g.free_mib is None else f" ({_gib(g.free_mib * 2**20)} free)")
+            for g in self.gpus)
         return Check(name, CheckStatus.OK, f"GPU requests work; {listed}")
 
     def _images(self, present: dict[str, str]) -> Check:
