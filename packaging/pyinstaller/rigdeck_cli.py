@@ -1,4 +1,4 @@
-"""Entry script of the bundled `rigdeck` executable: the same `main` as the pip-installed command."""
+"""Entry script of the bundled `rigdeck` executable: the `main` of the installed command."""
 
 import sys
 
