@@ -13,9 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.realparts.fixtures import require_part
-from tests.realparts.packaging_tools import ensure_packaging_tools
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -38,12 +35,6 @@ def clean_copy(target: Path) -> Path:
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / name)
     return target
-
-
-@pytest.fixture(scope="session")
-def packaging_tools() -> None:
-    """PyInstaller, dpkg-deb, makensis and desktop-file-validate (installed if missing)."""
-    require_part(ensure_packaging_tools)
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ from tests.realparts.gemma import ensure_gemma_gguf
 from tests.realparts.gguf_factory import TinyModelSpec, write_lora_adapter, write_tiny_model
 from tests.realparts.leak_guard import LeakGuard
 from tests.realparts.llama_build import ensure_llama_server
+from tests.realparts.packaging_tools import ensure_packaging_tools
 from tests.realparts.remote_host import RemoteHost, start_remote_host
 
 T = TypeVar("T")
@@ -69,6 +70,12 @@ def llama_server_binary() -> Path:
 def llama_server_image(docker_client: docker.DockerClient, llama_server_binary: Path) -> str:
     """The tag of a local image whose entrypoint is that llama-server (host network only)."""
     return require_part(lambda: ensure_backend_image(docker_client, llama_server_binary))
+
+
+@pytest.fixture(scope="session")
+def packaging_tools() -> None:
+    """PyInstaller, dpkg-deb, makensis and desktop-file-validate (installed if missing)."""
+    require_part(ensure_packaging_tools)
 
 
 @pytest.fixture(scope="session")
