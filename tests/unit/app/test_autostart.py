@@ -48,7 +48,9 @@ def _unquote_exec(value: str) -> list[str]:
 
 def test_the_tray_command_starts_this_rigdeck_in_the_tray() -> None:
     command = tray_command()
-    assert command[:3] == [sys.executable, "-m", "app"]
+    # this environment's Python (pythonw.exe on Windows: no console window at login)
+    assert Path(command[0]).parent == Path(sys.executable).parent
+    assert command[1:3] == ["-m", "app"]
     args = build_parser().parse_args(command[3:])
     assert args.command == "gui"
     assert args.tray is True
