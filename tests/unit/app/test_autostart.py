@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from app.autostart import XdgAutostart, login_item_for_this_system, tray_command
-from app.cli.main import build_parser
 from app.errors import UserError
 
 
@@ -47,13 +46,26 @@ def _unquote_exec(value: str) -> list[str]:
 
 
 def test_the_tray_command_starts_this_rigdeck_in_the_tray() -> None:
+    """From a Python environment: its Python runs `-m app gui --tray` (tests/e2e runs that
+    command and checks that it stays in the tray)."""
     command = tray_command()
     # this environment's Python (pythonw.exe on Windows: no console window at login)
     assert Path(command[0]).parent == Path(sys.executable).parent
-    assert command[1:3] == ["-m", "app"]
-    args = build_parser().parse_args(command[3:])
-    assert args.command == "gui"
-    assert args.tray is True
+    assert command[1:] == ["-m", "app", "gui", "--tray"]
+
+
+def test_a_bundle_registers_its_own_executable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    executable = tmp_path / "opt" / "rigdeck" / "rigdeck"
+    executable.parent.mkdir(parents=True)
+    executable.touch()
+    monkeypatch.setattr(sys, "frozen", True, raising=False)  # as PyInstaller's bootloader sets
+    monkeypatch.setattr(sys, "executable", str(executable))
+    assert tray_command() == [str(executable), "gui", "--tray"]
+    windowless = executable.with_name("rigdeck-gui.exe")  # the Windows bundle has one
+    windowless.touch()
+    assert tray_command() == [str(windowless), "--tray"]
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="Windows has the Run key, tested there")
