@@ -4,24 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-
-from tests.realparts import PartMissing
-from tests.realparts.desktop import virtual_desktop_with_tray
-
-
-@pytest.fixture
-def tray_display() -> Iterator[str]:
-    try:
-        with virtual_desktop_with_tray() as display:
-            yield display
-    except PartMissing as missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(missing))
-        pytest.skip(str(missing))
 
 
 def test_closing_the_window_keeps_rigdeck_in_the_tray(tray_display: str, tmp_path: Path) -> None:

@@ -176,3 +176,21 @@ def test_the_tarball_runs_where_it_is_unpacked(
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"rigdeck {__version__}"
     assert (top / "share" / "applications" / "rigdeck.desktop").exists()
+
+
+@pytest.mark.parametrize(("arguments", "logged"), [
+    (["gui"], "window shown"),
+    (["gui", "--tray"], "started in the tray"),
+])
+def test_the_installed_app_opens_on_a_real_display(
+    installed_root: Path, env: dict[str, str], tray_display: str,
+    arguments: list[str], logged: str,
+) -> None:
+    """On X11 (the bundled xcb plugin with the system's xcb libraries), with a tray."""
+    done = _run([str(installed_root / "usr" / "bin" / "rigdeck"), *arguments],
+                dict(env, DISPLAY=tray_display, QT_QPA_PLATFORM="xcb",
+                     RIGDECK_STARTUP_PROBE="1"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("shown "), done.stdout + done.stderr
+    log = (Path(env["RIGDECK_HOME"]) / "logs" / "rigdeck.log").read_text(encoding="utf-8")
+    assert logged in log
