@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from app.autostart import LoginItem, login_item_for_this_system
 from app.paths import AppPaths
 from app.runtime.setup import build_service
 from app.secrets import SecretStore
@@ -25,6 +26,8 @@ class Services:
     monitor: MonitorFeed
     backends: BackendFeed
     library: LibraryFeed
+    login_item: LoginItem | None
+    """Where "start in the tray at login" is written; None where the system has none."""
 
     @classmethod
     def build(cls, paths: AppPaths) -> "Services":
@@ -44,6 +47,7 @@ class Services:
             monitor=_build_monitor(settings, paths, notifier),
             backends=BackendFeed(build_service(paths, settings, secrets=secrets), tasks),
             library=LibraryFeed.build(settings, paths, tasks),
+            login_item=login_item_for_this_system(),
         )
 
     def shutdown(self) -> None:
