@@ -37,6 +37,11 @@ class Settings:
         default=True,
         metadata=_doc("Closing the window keeps Rigdeck in the tray (where a tray exists)."),
     )
+    start_in_tray_at_login: bool = field(
+        default=False,
+        metadata=_doc("Start Rigdeck in the tray when you log in (an XDG autostart entry on "
+                      "Linux, a Run value in the registry on Windows)."),
+    )
     theme: str = field(default="system", metadata=_doc("Colours: system, light or dark."))
     last_page: str = field(default="library", metadata=_doc("Page shown when the window opens."))
     window_geometry: str = field(default="", metadata=_doc("Window size and position."))

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 GOAL = 1.5
 
 
-def _time_to_shown(command: list[str], env: dict[str, str]) -> float:
+def time_to_shown(command: list[str], env: dict[str, str]) -> float:
+    """Seconds from starting `command` to its window shown (RIGDECK_STARTUP_PROBE line)."""
     started = time.time()
     done = subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=120, cwd=ROOT, check=False
@@ -48,10 +49,10 @@ def main() -> int:
         }
         # one warm-up each, so both read their files from the page cache
         for command in commands.values():
-            _time_to_shown(command, env)
+            time_to_shown(command, env)
         for _ in range(args.runs):
-            rigdeck.append(_time_to_shown(commands["rigdeck"], env))
-            reference.append(_time_to_shown(commands["reference"], env))
+            rigdeck.append(time_to_shown(commands["rigdeck"], env))
+            reference.append(time_to_shown(commands["reference"], env))
     ours, theirs = statistics.median(rigdeck), statistics.median(reference)
     ratio = ours / theirs
     print(f"platform: {env['QT_QPA_PLATFORM']}, runs: {args.runs} each")

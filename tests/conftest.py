@@ -24,6 +24,8 @@ def app_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppPaths:
     """Point Rigdeck's folders at a fresh temporary home for this test."""
     home = tmp_path / "rigdeck-home"
     monkeypatch.setenv(HOME_ENV, str(home))
+    # the login item (XDG autostart entry) is written under XDG_CONFIG_HOME
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     return AppPaths.under(home)
 
 

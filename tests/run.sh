@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs Rigdeck's whole test suite on a fresh machine, setting up everything it needs:
-#   - a virtual environment (.venv) with Rigdeck and its development tools from PyPI;
+#   - a virtual environment (.venv) with Rigdeck, its development tools and PyInstaller from PyPI;
 #   - the real parts: a Docker engine (Debian's docker.io, installed and started when none
 #     answers), llama-server built from the llama.cpp sources in PyPI's llama-cpp-python
 #     sdist (cached in ~/.cache/rigdeck-test), a locally built backend image, and the
@@ -16,7 +16,7 @@ step() { printf '\n==> %s\n' "$*"; }
 step "Python environment (.venv)"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev,packaging]"
 
 step "ruff"
 .venv/bin/ruff check .

@@ -25,6 +25,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--page", choices=PAGE_NAMES, help="page to show first")
     parser.add_argument("--size", metavar="WxH", help="window size for --screenshot, e.g. 1280x800")
+    parser.add_argument(
+        "--tray",
+        action="store_true",
+        help="start in the tray without opening the window (as at login); "
+        "the window opens where there is no tray",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -89,9 +95,12 @@ def run(args: argparse.Namespace) -> int:
         rigdeck.window.show_page(args.page)
     if size:
         rigdeck.window.resize(*size)
-    rigdeck.show_window()
+    if args.tray and rigdeck.tray is not None:
+        log.info("started in the tray")
+    else:
+        rigdeck.show_window()
+        log.info("window shown")
     _report_startup_when_painted(rigdeck)
-    log.info("window shown")
     code = qapp.exec()
     instance.release()
     return code

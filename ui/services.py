@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from app.autostart import LoginItem, login_item_for_this_system
 from app.paths import AppPaths
 from app.runtime.setup import build_service
 from app.secrets import SecretStore
@@ -25,6 +26,8 @@ class Services:
     monitor: MonitorFeed
     backends: BackendFeed
     library: LibraryFeed
+    login_item: LoginItem | None
+    """Where "start in the tray at login" is written; None where the system has none."""
 
     @classmethod
     def build(cls, paths: AppPaths) -> "Services":
@@ -45,6 +48,7 @@ class Services:
             backends=BackendFeed(build_service(paths, settings, secrets=secrets), tasks,
                                  lambda: list(settings.get("model_folders"))),
             library=LibraryFeed.build(settings, paths, tasks),
+            login_item=login_item_for_this_system(),
         )
 
     def shutdown(self) -> None:

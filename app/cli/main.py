@@ -26,12 +26,20 @@ log = logging.getLogger(__name__)
 Register = Callable[[Any], None]  # takes argparse._SubParsersAction
 
 
-def _registrars() -> list[Register]:
+def _registrars(wanted: str | None = None) -> list[Register]:
+    """Every subcommand's register function, or only `wanted`'s when a module or entry
+    point of that name exists: importing every command (docker, httpx, numpy…) to run one
+    would put their import time in front of each start of the window."""
+    modules = [info.name for info in pkgutil.iter_modules(commands.__path__)]
+    plugins = list(entry_points(group="rigdeck.commands"))
+    if wanted is not None and (wanted in modules or any(e.name == wanted for e in plugins)):
+        modules = [name for name in modules if name == wanted]
+        plugins = [entry for entry in plugins if entry.name == wanted]
     found: list[Register] = []
-    for info in pkgutil.iter_modules(commands.__path__):
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+    for name in modules:
+        module = importlib.import_module(f"{commands.__name__}.{name}")
         found.append(module.register)
-    for entry in entry_points(group="rigdeck.commands"):
+    for entry in plugins:
         try:
             found.append(entry.load())
         except ImportError as exc:  # e.g. the GUI without PySide6 installed
@@ -39,8 +47,17 @@ def _registrars() -> list[Register]:
     return found
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser, with every subcommand registered."""
+def _command_named(argv: Sequence[str]) -> str | None:
+    """The subcommand argv asks for: its first word that is not an option (the global
+    options take no value), `gui` when there is none, None for the full --help."""
+    word = next((word for word in argv if not word.startswith("-")), None)
+    if word is None and ("-h" in argv or "--help" in argv):
+        return None
+    return word or "gui"
+
+
+def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every subcommand registered, or only `wanted` where it exists."""
     parser = argparse.ArgumentParser(
         prog="rigdeck",
         description="Control panel for a local AI workstation.",
@@ -54,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="log debug messages to stderr")
     parser.add_argument("--json-logging", action="store_true", help="log to stderr as JSON lines")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for register in _registrars():
+    for register in _registrars(wanted):
         register(subparsers)
     return parser
 
@@ -77,7 +94,7 @@ def _paths(args: argparse.Namespace) -> AppPaths:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `rigdeck`; returns the exit code (0 ok, 2 user error, 1 internal error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(_command_named(argv))
     args = parser.parse_args(argv)
     if args.command is None:  # bare `rigdeck` opens the window
         args = parser.parse_args([*argv, "gui"]) if _has_command(parser, "gui") else args

@@ -1,31 +1,27 @@
-"""Installing a Debian package for a real part (CI machines start bare)."""
+"""Install Debian packages a real part needs, with apt, where we run as root."""
 
-from __future__ import annotations
-
-import logging
 import os
+import shutil
 import subprocess
+from collections.abc import Sequence
 
 from tests.realparts import PartMissing
 
-log = logging.getLogger(__name__)
 
-LOCK_TIMEOUT_S = 300
-"""Wait for another apt run (a parallel session installing its own part) to finish."""
-
-
-def apt_install(package: str) -> None:
-    """apt-get update and install `package` without recommends.
+def apt_install(packages: Sequence[str], needed_for: str) -> None:
+    """`apt-get update` then install `packages` (no recommends).
 
     Raises:
-        PartMissing: apt-get failed; the tail of its output says why.
+        PartMissing: not root or no apt-get (the message names the packages and what
+            needs them), or apt-get failed (with the tail of its output).
     """
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    lock = ["-o", f"DPkg::Lock::Timeout={LOCK_TIMEOUT_S}"]
-    for cmd in (["apt-get", *lock, "update"],
-                ["apt-get", *lock, "install", "-y", "--no-install-recommends", package]):
-        log.info("running %s", " ".join(cmd))
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise PartMissing(f"{needed_for} needs these Debian packages: {' '.join(packages)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for command in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+    ):
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
-            tail = (done.stdout + done.stderr)[-3000:]
-            raise PartMissing(f"{' '.join(cmd)} failed ({done.returncode}):\n{tail}")
+            raise PartMissing(f"{' '.join(command)} failed: {done.stderr[-2000:]}")

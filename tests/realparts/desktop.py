@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.realparts import PartMissing
+from tests.realparts.apt import apt_install
 
 APT_PACKAGES = (
     "xvfb",
@@ -36,18 +37,7 @@ def _ensure_packages() -> None:
         and Path("/usr/lib/x86_64-linux-gnu/libxcb-icccm.so.4").exists()
     ):
         return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise PartMissing(
-            f"a virtual desktop needs these Debian packages: {' '.join(APT_PACKAGES)}"
-        )
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for command in (
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *APT_PACKAGES],
-    ):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            raise PartMissing(f"{' '.join(command)} failed: {done.stderr[-2000:]}")
+    apt_install(APT_PACKAGES, "a virtual desktop")
 
 
 @contextmanager

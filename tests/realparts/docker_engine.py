@@ -31,7 +31,6 @@ import docker.errors
 import requests.exceptions
 
 from tests.realparts import PartMissing
-from tests.realparts.apt import apt_install
 from tests.realparts.cache import cache_dir
 
 log = logging.getLogger(__name__)
@@ -107,6 +106,22 @@ def _is_debian() -> bool:
     return Path("/etc/debian_version").exists()
 
 
+def _install_docker_io() -> None:
+    """Install Debian's docker.io (CI machines start without it).
+
+    Raises:
+        PartMissing: apt-get failed; the tail of its output says why.
+    """
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update"],
+                ["apt-get", "install", "-y", "--no-install-recommends", "docker.io"]):
+        log.info("running %s", " ".join(cmd))
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            tail = (done.stdout + done.stderr)[-3000:]
+            raise PartMissing(f"{' '.join(cmd)} failed ({done.returncode}):\n{tail}")
+
+
 def _dockerd() -> str:
     """The dockerd executable, installed first when missing and we may install it.
 
@@ -121,7 +136,7 @@ def _dockerd() -> str:
             "no Docker engine answers (DOCKER_HOST, /var/run/docker.sock) and dockerd is "
             "not installed; install docker.io or start an engine"
         )
-    apt_install("docker.io")
+    _install_docker_io()
     found = shutil.which("dockerd")
     if not found:
         raise PartMissing("docker.io was installed but dockerd is still not on PATH")

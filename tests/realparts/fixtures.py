@@ -19,11 +19,13 @@ import pytest
 from tests.realparts import PartMissing
 from tests.realparts.backend_image import ensure_backend_image
 from tests.realparts.compose_cli import ensure_compose
+from tests.realparts.desktop import virtual_desktop_with_tray
 from tests.realparts.docker_engine import DockerEngine, find_or_start_engine
 from tests.realparts.gemma import ensure_gemma_gguf
 from tests.realparts.gguf_factory import TinyModelSpec, write_lora_adapter, write_tiny_model
 from tests.realparts.leak_guard import LeakGuard
 from tests.realparts.llama_build import ensure_llama_server
+from tests.realparts.packaging_tools import ensure_packaging_tools
 from tests.realparts.remote_host import RemoteHost, start_remote_host
 
 T = TypeVar("T")
@@ -70,6 +72,22 @@ def llama_server_binary() -> Path:
 def llama_server_image(docker_client: docker.DockerClient, llama_server_binary: Path) -> str:
     """The tag of a local image whose entrypoint is that llama-server (host network only)."""
     return require_part(lambda: ensure_backend_image(docker_client, llama_server_binary))
+
+
+@pytest.fixture
+def tray_display() -> Iterator[str]:
+    """The DISPLAY of a virtual X desktop with a system tray (Xvfb + trayer)."""
+    try:
+        with virtual_desktop_with_tray() as display:
+            yield display
+    except PartMissing as missing:
+        part_missing(str(missing))
+
+
+@pytest.fixture(scope="session")
+def packaging_tools() -> None:
+    """PyInstaller, dpkg-deb, makensis and desktop-file-validate (installed if missing)."""
+    require_part(ensure_packaging_tools)
 
 
 @pytest.fixture(scope="session")

@@ -21,10 +21,9 @@ from pathlib import Path
 import docker
 
 from tests.realparts import PartMissing
-from tests.realparts.apt import apt_install
 from tests.realparts.backend_image import ensure_backend_image
 from tests.realparts.cache import cache_dir
-from tests.realparts.docker_engine import _dockerd, _ping, _stop_dockerd
+from tests.realparts.docker_engine import _dockerd, _install_docker_io, _ping, _stop_dockerd
 from tests.realparts.leak_guard import free_port
 
 REMOTE_SOCKET = Path("/run/rigdeck-remote-docker.sock")
@@ -142,7 +141,7 @@ def start_remote_host(folder: Path, binary: Path) -> Iterator[RemoteHost]:
     if os.geteuid() != 0:
         raise PartMissing("the remote-host part starts sshd and dockerd: root only")
     if shutil.which("docker") is None:
-        apt_install("docker.io")
+        _install_docker_io()
     dockerd, client = _start_engine(folder)
     sshd: subprocess.Popen[bytes] | None = None
     old_path = os.environ.get("PATH", "")

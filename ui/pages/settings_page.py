@@ -1,5 +1,6 @@
 """The Settings page: edits the settings model; every change is saved at once."""
 
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl
@@ -21,7 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.autostart import tray_command
 from app.settings import THEMES, Settings
+from ui.about_group import about_group
 from ui.services import Services
 
 
@@ -44,6 +47,7 @@ class SettingsPage(QWidget):
         layout.addWidget(self._folders_group())
         layout.addWidget(self._secrets_group())
         layout.addWidget(self._logs_group())
+        layout.addWidget(about_group())
         layout.addStretch(1)
         self._settings.changed.connect(self._on_settings_changed)
 
@@ -61,6 +65,7 @@ class SettingsPage(QWidget):
             )
         self.close_to_tray_box.toggled.connect(self._on_close_to_tray_toggled)
         form.addRow(self.close_to_tray_box)
+        form.addRow(self._login_box())
         self.theme_box = QComboBox()
         self.theme_box.addItems([theme.capitalize() for theme in THEMES])
         self.theme_box.setCurrentIndex(THEMES.index(self._settings.get("theme")))
@@ -76,6 +81,21 @@ class SettingsPage(QWidget):
         self.interval_box.valueChanged.connect(self._on_interval_box_changed)
         form.addRow("Monitor interval", self.interval_box)
         return group
+
+    def _login_box(self) -> QCheckBox:
+        """"Start Rigdeck in the tray at login": writes or removes the system's login item."""
+        self.login_box = QCheckBox("Start Rigdeck in the tray at login")
+        self.login_box.setChecked(bool(self._settings.get("start_in_tray_at_login")))
+        item = self._services.login_item
+        if item is None:
+            self.login_box.setEnabled(False)
+            self.login_box.setText("Start Rigdeck at login (not available on this system)")
+        else:
+            self.login_box.setToolTip(
+                f"{Settings.description('start_in_tray_at_login')}\nWritten to: {item.where}"
+            )
+        self.login_box.toggled.connect(self._on_login_box_toggled)
+        return self.login_box
 
     def _monitor_group(self) -> QGroupBox:
         """Sampling and alert thresholds; each control writes its setting at once."""
@@ -177,6 +197,25 @@ class SettingsPage(QWidget):
     def _on_close_to_tray_toggled(self, checked: bool) -> None:
         self._settings.set("close_to_tray", checked)
 
+    def _on_login_box_toggled(self, checked: bool) -> None:
+        item = self._services.login_item
+        if item is None:
+            return
+        self._settings.set("start_in_tray_at_login", checked)
+        job = partial(item.enable, tray_command()) if checked else item.disable
+        self._services.tasks.run(
+            job,
+            description="Starting Rigdeck at login" if checked else "Not starting at login",
+            on_error=partial(self._on_login_item_failed, checked),
+        )
+
+    def _on_login_item_failed(self, wanted: bool, error: BaseException) -> None:
+        """The login item could not be changed: say why and show the state it kept."""
+        self._settings.set("start_in_tray_at_login", not wanted)
+        self._services.notifier.error(
+            "Starting Rigdeck at login" if wanted else "Not starting at login", error
+        )
+
     def _on_theme_box_changed(self, index: int) -> None:
         self._settings.set("theme", THEMES[index])
 
@@ -209,3 +248,7 @@ class SettingsPage(QWidget):
             self.theme_box.setCurrentIndex(THEMES.index(value))
         elif name == "close_to_tray" and isinstance(value, bool):
             self.close_to_tray_box.setChecked(value)
+        elif name == "start_in_tray_at_login" and isinstance(value, bool):
+            self.login_box.blockSignals(True)  # reflect only: the item is already as it is
+            self.login_box.setChecked(value)
+            self.login_box.blockSignals(False)

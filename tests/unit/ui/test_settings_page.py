@@ -1,12 +1,15 @@
 """The Settings page writes what the user changes and shows what the keyring can do."""
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import keyring
 import pytest
 from keyring.backends import fail
+from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
+from app import __version__
 from app.paths import AppPaths
 from app.settings import SettingsStore
 from ui.pages.settings_page import SettingsPage
@@ -63,3 +66,40 @@ def test_missing_keyring_is_said_on_the_page(qtbot: QtBot, services: Services) -
     widget = SettingsPage(services)
     qtbot.add_widget(widget)
     assert "No system keyring is available" in widget.secrets_label.text()
+
+
+def test_start_at_login_writes_and_removes_the_autostart_entry(
+    qtbot: QtBot, page: SettingsPage, services: Services, tmp_path: Path
+) -> None:
+    entry = tmp_path / "xdg-config" / "autostart" / "rigdeck.desktop"
+    assert not page.login_box.isChecked()
+
+    with qtbot.wait_signal(services.tasks.idle, timeout=5000):
+        page.login_box.setChecked(True)
+    assert "gui --tray" in entry.read_text(encoding="utf-8")
+    assert services.settings.get("start_in_tray_at_login") is True
+    assert str(entry) in page.login_box.toolTip()
+
+    with qtbot.wait_signal(services.tasks.idle, timeout=5000):
+        page.login_box.setChecked(False)
+    assert not entry.exists()
+    assert services.settings.get("start_in_tray_at_login") is False
+
+
+def test_a_login_entry_that_cannot_be_written_is_reported_and_unticked(
+    qtbot: QtBot, page: SettingsPage, services: Services, tmp_path: Path
+) -> None:
+    (tmp_path / "xdg-config").mkdir()
+    (tmp_path / "xdg-config" / "autostart").write_text("not a folder", encoding="utf-8")
+    with qtbot.wait_signal(services.notifier.posted, timeout=5000) as posted:
+        page.login_box.setChecked(True)
+    notice = posted.args[0]
+    assert "Cannot write the login entry" in notice.text
+    assert not page.login_box.isChecked()
+    assert services.settings.get("start_in_tray_at_login") is False
+
+
+def test_about_names_the_version(page: SettingsPage) -> None:
+    about = page.findChild(QLabel, "aboutLabel")
+    assert about is not None
+    assert f"Rigdeck {__version__}" in about.text()

@@ -34,3 +34,23 @@ def test_python_dash_m_app_runs_the_cli() -> None:
     )
     assert done.returncode == 0
     assert done.stdout.strip() == f"rigdeck {__version__}"
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listed = capsys.readouterr().out
+    for name in ("chat", "down", "fit", "logs", "monitor", "ps", "scan", "show", "up",
+                 "version"):
+        assert f"    {name} " in listed
+
+
+def test_one_command_loads_only_its_own_module() -> None:
+    """`rigdeck version` (like `rigdeck gui`) must not pay for docker and the rest."""
+    probe = ("import sys; from app.cli.main import main; main(['version']); "
+             "print(sorted(m for m in sys.modules if m.startswith('app.cli.commands.')"
+             " or m == 'docker'))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "['app.cli.commands.version']"
