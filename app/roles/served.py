@@ -91,6 +91,9 @@ class LoraApi:
     def _get(self, url: str) -> Any:
         try:
             response = self._http.get(url, headers=self._headers)
+        except httpx.TransportError as exc:
+            raise UserError(f"nothing answers at {self.root_url} ({exc}); start the backend "
+                            "or check the URL") from exc
         except httpx.HTTPError as exc:
             log.debug("%s: %s", url, exc)
             return None
@@ -102,7 +105,11 @@ class LoraApi:
             return None
 
     def served(self) -> ServedLoras:
-        """Ask the server which adapters it holds (NO_LORA when it has no LoRA API)."""
+        """Ask the server which adapters it holds (NO_LORA when it has no LoRA API).
+
+        Raises:
+            UserError: nothing answers at the address.
+        """
         listed = self._get(f"{self.root_url}/lora-adapters")
         if isinstance(listed, list):
             return ServedLoras("llamacpp", tuple(

@@ -23,6 +23,9 @@ from app.errors import UserError
 from app.paths import AppPaths
 from app.presets.presets import PresetStore
 from app.presets.thinking import ThinkingMemory
+from app.roles.binding import bind_role
+from app.roles.served import LoraApi
+from app.roles.store import RoleStore
 from app.secrets import SecretStore
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     think.add_argument("--no-think", dest="thinking", action="store_const", const=False,
                        help="ask the model to answer without thinking")
     parser.add_argument("--preset", help="a preset by name (Fast, Balanced, Deep, ...)")
+    parser.add_argument("--role", metavar="NAME",
+                        help="a role by name: its adapters, system prompt and sampling "
+                             "(see rigdeck roles)")
     parser.add_argument("--model", help="model name to send (vLLM and proxies want one)")
     parser.add_argument("--max-tokens", type=int, metavar="N", help="longest answer")
     parser.add_argument("--hide-reasoning", action="store_true",
@@ -92,8 +98,12 @@ def _endpoint(paths: AppPaths, args: argparse.Namespace) -> tuple[str, str, str 
 def _chat(paths: AppPaths, args: argparse.Namespace, prompt: str) -> int:
     name, url, api_key = _endpoint(paths, args)
     preset = PresetStore(paths.config / "presets").get(args.preset) if args.preset else None
+    role = None
+    if args.role:
+        with LoraApi(url, api_key) as api:
+            role = bind_role(RoleStore(paths.config / "roles").get(args.role), api)
     settings = TurnSettings(thinking=args.thinking, preset=preset, model=args.model,
-                            max_tokens=args.max_tokens)
+                            max_tokens=args.max_tokens, role=role)
     store = HistoryStore(None) if args.no_save else HistoryStore.in_data_folder(
         paths.data)
     memory = ThinkingMemory(paths.data / "thinking_switch.json")
