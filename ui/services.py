@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from app.paths import AppPaths
+from app.roles.store import RoleStore
 from app.runtime.setup import build_service
 from app.secrets import SecretStore
 from app.settings import SettingsStore
@@ -10,6 +11,7 @@ from ui.backend_feed import BackendFeed
 from ui.library_feed import LibraryFeed
 from ui.monitor_feed import MonitorFeed
 from ui.notifier import Notifier
+from ui.role_feed import RoleFeed
 from ui.tasks import TaskRunner
 
 
@@ -25,6 +27,7 @@ class Services:
     monitor: MonitorFeed
     backends: BackendFeed
     library: LibraryFeed
+    roles: RoleFeed
 
     @classmethod
     def build(cls, paths: AppPaths) -> "Services":
@@ -44,6 +47,7 @@ class Services:
             monitor=_build_monitor(settings, paths, notifier),
             backends=BackendFeed(build_service(paths, settings, secrets=secrets), tasks),
             library=LibraryFeed.build(settings, paths, tasks),
+            roles=_build_roles(paths, tasks, notifier),
         )
 
     def shutdown(self) -> None:
@@ -59,5 +63,14 @@ def _build_monitor(settings: SettingsStore, paths: AppPaths, notifier: Notifier)
     """The monitor, not yet sampling; a bad replay file is reported, not raised."""
     feed = MonitorFeed.build(settings, paths)
     for problem in feed.service.problems:
+        notifier.warning(problem)
+    return feed
+
+
+def _build_roles(paths: AppPaths, tasks: TaskRunner, notifier: Notifier) -> RoleFeed:
+    """The roles; a role file that cannot be read is reported, not raised."""
+    feed = RoleFeed(RoleStore(paths.config / "roles"), tasks)
+    feed.roles()
+    for problem in feed.store.problems:
         notifier.warning(problem)
     return feed
