@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from app.engines.plan import LaunchPlan
 from app.library.entries import Adapter, Entry
+from app.library.loader import load_entry
+from app.roles.binding import read_adapters
 from app.roles.requests import files_problem
-from app.roles.role import Role
+from app.roles.role import Role, RoleError
+from app.runtime.backend import Backend
+from app.runtime.backends_service import BackendsService, StartResult
 
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 """The values vLLM's LoRAConfig accepts for max_lora_rank."""
@@ -58,3 +63,21 @@ def plan_with_roles(plan: LaunchPlan, roles: Iterable[Role], *, model: Entry | N
         ranks = [e.rank for p in paths if isinstance(e := adapters.get(p), Adapter) and e.rank]
         new = replace(new, max_lora_rank=vllm_max_rank(ranks))
     return RolesLaunch(new, tuple(included), tuple(skipped))
+
+
+def relaunch_with_roles(service: BackendsService, backend: Backend, roles: Iterable[Role]
+                        ) -> StartResult:
+    """Stop `backend` and start it again with its plan plus the roles' adapters.
+
+    Raises:
+        RoleError: none of the roles can be served by the backend's model (why).
+        PlanError, UserError: from reading the plan or starting the backend.
+    """
+    roles = list(roles)
+    plan = LaunchPlan.from_json(backend.plan_json)
+    launch = plan_with_roles(plan, roles, model=load_entry(Path(plan.model)),
+                             adapters=read_adapters(roles))
+    if launch.skipped:
+        raise RoleError("; ".join(f"role {name!r}: {why}" for name, why in launch.skipped))
+    service.stop(backend)
+    return service.start(launch.plan, backend.host, force=True)
