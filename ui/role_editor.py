@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QGridLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -93,7 +94,7 @@ class RoleEditorWidget(QWidget):
         buttons.addWidget(self.save_button)
         form.addRow(buttons)
 
-    def _sampling_row(self) -> QHBoxLayout:
+    def _sampling_row(self) -> QGridLayout:
         self.temperature = _default_spin(2.0, 0.05)
         self.top_p = _default_spin(1.0, 0.05)
         self.top_k = QSpinBox()
@@ -101,14 +102,17 @@ class RoleEditorWidget(QWidget):
         self.top_k.setSpecialValueText(DEFAULT)
         self.thinking_box = QComboBox()
         self.thinking_box.addItems(list(THINKING))
-        row = QHBoxLayout()
-        for label, widget in (("Temperature", self.temperature), ("Top p", self.top_p),
-                              ("Top k", self.top_k)):
+        grid = QGridLayout()
+        cells = (("Temperature", self.temperature), ("Top p", self.top_p),
+                 ("Top k", self.top_k), ("Thinking", self.thinking_box))
+        for index, (label, widget) in enumerate(cells):
             widget.setToolTip(f"{label}; the lowest value leaves the model's default")
-            row.addWidget(QLabel(label))
-            row.addWidget(widget, 1)
-        row.addWidget(self.thinking_box)
-        return row
+            row, column = divmod(index, 2)
+            grid.addWidget(QLabel(label), row, column * 2)
+            grid.addWidget(widget, row, column * 2 + 1)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
+        return grid
 
     def _adapters_row(self) -> QWidget:
         box = QWidget()
@@ -118,14 +122,14 @@ class RoleEditorWidget(QWidget):
         self.adapter_table.setHorizontalHeaderLabels(["Adapter", "Scale"])
         header = self.adapter_table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Fixed)
+        self.adapter_table.setColumnWidth(1, 90)
         self.adapter_table.verticalHeader().hide()
         self.adapter_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.adapter_table.setMaximumHeight(92)
         column.addRow(self.adapter_table)
         row = QHBoxLayout()
         self.adapter_picker = QComboBox()
-        self.adapter_picker.setMinimumWidth(200)
         self.add_adapter_button = QPushButton("Add")
         self.add_adapter_button.clicked.connect(self._on_add_adapter_button_clicked)
         self.remove_adapter_button = QPushButton("Remove")

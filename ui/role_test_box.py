@@ -88,6 +88,10 @@ class RoleTestBoxWidget(QWidget):
         grid.setColumnStretch(1, 1)
 
     def set_role(self, role: Role) -> None:
+        """Test `role` from now on; answers of another role are cleared, not kept beside it."""
+        if self.role is None or self.role.name != role.name:
+            self.without_view.clear()
+            self.with_view.clear()
         self.role = role
         self.with_label.setText(f"With {role.label}")
 

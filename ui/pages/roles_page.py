@@ -105,6 +105,7 @@ class RolesPage(QWidget):
         self.editor.saved.connect(self._on_editor_saved)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(self.editor)
         pane.addWidget(scroll)
         lower = QWidget()
