@@ -195,6 +195,7 @@ class ChatPage(QWidget):
             "relaunched.")
         chips.addWidget(self.experts_box)
         self.role_box = RoleChipWidget(self._services.roles)
+        self._services.roles.chosen.connect(self._on_roles_chosen)
         chips.addWidget(self.role_box)
         chips.addStretch(1)
         self.regenerate_button = QPushButton("Regenerate")
@@ -386,6 +387,11 @@ class ChatPage(QWidget):
         preset = self.preset()
         if preset is not None and preset.request.thinking is not None:
             self.think_button.setChecked(preset.request.thinking)
+
+    def _on_roles_chosen(self, name: str) -> None:
+        role = self._services.roles.roles().get(name)
+        if role is not None and role.thinking is not None:
+            self.think_button.setChecked(role.thinking)
 
     def thinking(self) -> bool | None:
         return self.think_button.isChecked() if self.think_button.isEnabled() else None

@@ -247,4 +247,8 @@ def test_tray_roles_menu_sets_the_role_of_chat(page: RolesPage, services: Servic
     assert checked == ["⚑ Coach"]
     services.roles.choose(NO_ROLE)
     assert chat.role_box.currentText() == "Role: none"
+    services.roles.choose("Sports coach")  # a shipped role whose thinking default is off
+    assert not chat.think_button.isChecked()
+    services.roles.choose("Physics tutor")
+    assert chat.think_button.isChecked()
     chat.close()
