@@ -29,12 +29,18 @@ from app.engines.plan import LaunchPlan
 from app.library.loader import load_entry
 from app.paths import AppPaths
 from app.roles.binding import bind_role, read_adapters
-from app.roles.launch import plan_with_roles
+from app.roles.launch import plan_with_roles, relaunch_with_roles
 from app.roles.role import Role, RoleAdapter, RoleError
 from app.roles.served import LoraApi
 from app.roles.store import RoleStore
+from app.runtime.backend import Backend
+from app.runtime.backends_service import BackendsService
+from app.runtime.hosts import PROCESSES, processes_host
+from app.runtime.keys import KeyKeeper
+from app.secrets import SecretStore
 from tests.realparts.fixtures import TinyGgufFactory
 from tests.realparts.gguf_factory import LORA_TARGETS, TinyModelSpec
+from tests.realparts.leak_guard import LeakGuard
 from tests.unit.app.chat.llama_process import llama_server
 
 pytestmark = pytest.mark.integration
@@ -175,3 +181,37 @@ def test_cli_chat_with_a_role_and_roles_json(rig: Rig, app_paths: AppPaths) -> N
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2
     assert "no role named 'Nobody'" in bad.stderr
+
+
+def test_relaunch_with_a_role_preloads_its_adapter(
+        llama_server_binary: Path, tiny_gguf: TinyGgufFactory, tmp_path: Path,
+        leak_guard: LeakGuard) -> None:
+    """The one-click fix: a backend Rigdeck started (a local process here) that lacks a
+    role's adapter is stopped and started again with it; then the role is served."""
+    model = tiny_gguf()
+    adapter = tiny_gguf.lora(rank=8, targets=LORA_TARGETS, seed=11, filename="coach.gguf")
+    role = Role("Coach", adapters=(RoleAdapter(str(adapter), SCALE),), sampling=GREEDY)
+    service = BackendsService([processes_host()], KeyKeeper(SecretStore()),
+                              run_dir=tmp_path / "run",
+                              llama_server_path=str(llama_server_binary))
+    plan = LaunchPlan(model=str(model), name="roles-relaunch", context=512, threads=1,
+                      port=leak_guard.free_port())
+    live: list[Backend] = []
+    try:
+        backend = service.start(plan, PROCESSES, wait=True).backend
+        live.append(backend)
+        with LoraApi(backend.base_url, backend.api_key) as api, pytest.raises(
+                RoleError, match="not loaded: coach was not preloaded"):
+            bind_role(role, api)
+        relaunched = relaunch_with_roles(service, backend, [role]).backend
+        live.append(relaunched)
+        service.wait_ready(relaunched)
+        assert relaunched.port == backend.port  # the same address: the chat keeps working
+        assert LaunchPlan.from_json(relaunched.plan_json).adapters == (str(adapter),)
+        with LoraApi(relaunched.base_url, relaunched.api_key) as api:
+            assert bind_role(role, api).extra == {"lora": [{"id": 0, "scale": SCALE}]}
+    finally:
+        for started in live:
+            if started.state.is_live:
+                service.stop(started)
+        service.close()
