@@ -97,6 +97,9 @@ class LoraApi:
         except httpx.HTTPError as exc:
             log.debug("%s: %s", url, exc)
             return None
+        if response.status_code in (401, 403):
+            raise UserError(f"{self.root_url} refused the request (HTTP "
+                            f"{response.status_code}): a wrong or missing API key")
         if response.status_code != 200:
             return None
         try:
@@ -108,7 +111,7 @@ class LoraApi:
         """Ask the server which adapters it holds (NO_LORA when it has no LoRA API).
 
         Raises:
-            UserError: nothing answers at the address.
+            UserError: nothing answers at the address, or it wants another API key.
         """
         listed = self._get(f"{self.root_url}/lora-adapters")
         if isinstance(listed, list):

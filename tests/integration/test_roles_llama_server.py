@@ -215,3 +215,42 @@ def test_relaunch_with_a_role_preloads_its_adapter(
             if started.state.is_live:
                 service.stop(started)
         service.close()
+
+
+def test_cli_up_with_roles_preloads_fitting_roles_only(
+        llama_server_binary: Path, tiny_gguf: TinyGgufFactory, app_paths: AppPaths,
+        leak_guard: LeakGuard) -> None:
+    """`rigdeck up --with-roles` as a user runs it: the fitting role is served, the one
+    for another base is left out with the reason; `rigdeck down` stops it."""
+    model = tiny_gguf()
+    coach = tiny_gguf.lora(rank=8, targets=LORA_TARGETS, seed=11, filename="coach.gguf")
+    wide = tiny_gguf.lora(TinyModelSpec(hidden_size=128, head_dim=32), filename="wide.gguf")
+    store = RoleStore(app_paths.config / "roles")
+    store.save(Role("Coach", adapters=(RoleAdapter(str(coach)),)))
+    store.save(Role("Wide", adapters=(RoleAdapter(str(wide)),)))
+    (app_paths.config / "settings.toml").write_text(
+        f'llama_server_path = "{llama_server_binary}"\n', encoding="utf-8")
+    run = [sys.executable, "-m", "app"]
+    up = subprocess.run([*run, "up", "--model", str(model), "--host", "processes",
+                         "--name", "roles-cli", "--ctx", "512", "--threads", "1",
+                         "--port", str(leak_guard.free_port()), "--with-roles"],
+                        capture_output=True, text=True, timeout=180)
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "roles preloaded: Coach" in up.stdout
+        assert "role 'Wide' left out: incompatible base: hidden size 128 ≠ 64" in up.stdout
+        url = next(line.split(" at ")[1] for line in up.stdout.splitlines()
+                   if line.startswith("ready:"))
+        keyless = subprocess.run([*run, "roles", "--url", url], capture_output=True,
+                                 text=True, timeout=60)
+        assert keyless.returncode == 2
+        assert "a wrong or missing API key" in keyless.stderr
+        listed = subprocess.run([*run, "roles", "--json", "--backend", "roles-cli"],
+                                capture_output=True, text=True, timeout=60, check=True)
+        rows = {row["name"]: row for row in json.loads(listed.stdout)["roles"]}
+        assert rows["Coach"]["available"] is True
+        assert rows["Wide"]["reason"] == "incompatible base: hidden size 128 ≠ 64"
+    finally:
+        down = subprocess.run([*run, "down", "roles-cli", "--host", "processes"],
+                              capture_output=True, text=True, timeout=60)
+        assert down.returncode == 0, down.stderr
