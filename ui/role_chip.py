@@ -105,6 +105,8 @@ class RoleChipWidget(QComboBox):
     def set_backend(self, url: str, api_key: str | None) -> None:
         """Check every role against the backend at `url` (on the task runner)."""
         self._url, self._key = url, api_key
+        self.backend = None  # what another backend served says nothing about this one
+        self._apply_availability()
         self.feed.check_backend(url, api_key, None, self._on_backend_checked,
                                 self._on_backend_check_failed)
 
