@@ -11,15 +11,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from app.chat.client import normalise_base_url
+from app.engines.plan import LaunchPlan
 from app.library.entries import Entry
+from app.library.loader import load_entry
 from app.roles.binding import read_adapters
 from app.roles.requests import Availability, role_availability
 from app.roles.role import Role
 from app.roles.served import LoraApi, ServedLoras
 from app.roles.store import RoleStore
+from app.runtime.backend import Backend
 from ui.tasks import TaskRunner
 
 log = logging.getLogger(__name__)
@@ -45,10 +50,13 @@ class RoleFeed(QObject):
     chosen = Signal(str)
     """The role name (NO_ROLE for none) for the current conversation and new ones."""
 
-    def __init__(self, store: RoleStore, tasks: TaskRunner) -> None:
+    def __init__(self, store: RoleStore, tasks: TaskRunner,
+                 backends: Callable[[], list[Backend]] = list) -> None:
         super().__init__()
         self.store = store
         self.tasks = tasks
+        self.backends = backends
+        """The backends Rigdeck started (their plans say what the API does not)."""
         self.current = NO_ROLE
 
     def roles(self) -> dict[str, Role]:
@@ -82,20 +90,48 @@ class RoleFeed(QObject):
     def check_backend(self, url: str, api_key: str | None, model: Entry | None,
                       on_done: Callable[[BackendRoles], None],
                       on_error: Callable[[BaseException], None] | None = None) -> None:
-        """Ask the backend at `url` what it serves, and judge every role against it."""
+        """Ask the backend at `url` what it serves, and judge every role against it.
+
+        For a backend Rigdeck started, its plan adds the model (compatibility) and vLLM's
+        --max-lora-rank and runtime loading.
+        """
         roles = list(self.roles().values())
+        plan = _plan_at(url, self.backends())
 
         def job() -> BackendRoles:
             with LoraApi(url, api_key) as api:
                 served = api.served()
+            served_model = model
+            if plan is not None:
+                served = served.with_launch(max_rank=plan.max_lora_rank,
+                                            runtime_loading=bool(plan.adapters))
+                served_model = model or load_entry(Path(plan.model))
             adapters = read_adapters(roles)
             return BackendRoles(url, served, {
-                role.name: role_availability(role, served, model=model, adapters=adapters)
+                role.name: role_availability(role, served, model=served_model,
+                                             adapters=adapters)
                 for role in roles})
 
         self.tasks.run(job, description=f"Asking {url} which LoRA adapters it serves",
                        on_done=on_done, on_error=on_error)
 
+
+
+def backend_at(url: str, backends: list[Backend]) -> Backend | None:
+    """The Rigdeck backend that serves `url`, if one does."""
+    try:
+        wanted = normalise_base_url(url)
+    except ValueError:
+        return None
+    for backend in backends:
+        if backend.managed and normalise_base_url(backend.base_url) == wanted:
+            return backend
+    return None
+
+
+def _plan_at(url: str, backends: list[Backend]) -> LaunchPlan | None:
+    backend = backend_at(url, backends)
+    return LaunchPlan.from_json(backend.plan_json) if backend is not None else None
 
 
 def tray_role_entries(feed: RoleFeed) -> tuple[list[tuple[str, object]], str]:

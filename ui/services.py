@@ -38,6 +38,7 @@ class Services:
             notifier.warning(problem)
         secrets = SecretStore()
         tasks = TaskRunner(notifier)
+        backends = BackendFeed(build_service(paths, settings, secrets=secrets), tasks)
         return cls(
             paths=paths,
             settings=settings,
@@ -45,9 +46,9 @@ class Services:
             notifier=notifier,
             tasks=tasks,
             monitor=_build_monitor(settings, paths, notifier),
-            backends=BackendFeed(build_service(paths, settings, secrets=secrets), tasks),
+            backends=backends,
             library=LibraryFeed.build(settings, paths, tasks),
-            roles=_build_roles(paths, tasks, notifier),
+            roles=_build_roles(paths, tasks, notifier, backends),
         )
 
     def shutdown(self) -> None:
@@ -67,9 +68,10 @@ def _build_monitor(settings: SettingsStore, paths: AppPaths, notifier: Notifier)
     return feed
 
 
-def _build_roles(paths: AppPaths, tasks: TaskRunner, notifier: Notifier) -> RoleFeed:
+def _build_roles(paths: AppPaths, tasks: TaskRunner, notifier: Notifier,
+                 backends: BackendFeed) -> RoleFeed:
     """The roles; a role file that cannot be read is reported, not raised."""
-    feed = RoleFeed(RoleStore(paths.config / "roles"), tasks)
+    feed = RoleFeed(RoleStore(paths.config / "roles"), tasks, lambda: backends.backends)
     feed.roles()
     for problem in feed.store.problems:
         notifier.warning(problem)

@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.chat.client import normalise_base_url
 from app.errors import UserError
 from app.roles.launch import relaunch_with_roles
 from app.roles.role import Role
@@ -35,7 +34,7 @@ from app.roles.store import file_name
 from app.runtime.backend import Backend
 from ui.role_chip import colour_dot
 from ui.role_editor import RoleEditorWidget
-from ui.role_feed import BackendRoles
+from ui.role_feed import BackendRoles, backend_at
 from ui.role_test_box import RoleTestBoxWidget
 from ui.services import Services
 
@@ -117,7 +116,7 @@ class RolesPage(QWidget):
         self.status_label.setWordWrap(True)
         status.addWidget(self.status_label, 1)
         self.check_button = QPushButton("Check backend")
-        self.check_button.clicked.connect(self.check_backend)
+        self.check_button.clicked.connect(self._on_url_edit_finished)
         status.addWidget(self.check_button)
         self.relaunch_button = QPushButton("Relaunch with this role")
         self.relaunch_button.setToolTip("Stop the backend and start it again with its plan "
@@ -127,7 +126,7 @@ class RolesPage(QWidget):
         status.addWidget(self.relaunch_button)
         layout.addLayout(status)
         self.test_box = RoleTestBoxWidget(self._services.tasks)
-        self.test_box.url_edit.editingFinished.connect(self.check_backend)
+        self.test_box.url_edit.editingFinished.connect(self._on_url_edit_finished)
         layout.addWidget(self.test_box, 1)
         pane.addWidget(lower)
         pane.setSizes([430, 220])
@@ -265,14 +264,23 @@ class RolesPage(QWidget):
         self._services.notifier.info(f"Exported role {name!r} to {path}")
 
     # ------------------------------------------------------------------ backend
-    def check_backend(self) -> None:
-        """Ask the backend in the test box what it serves (on the task runner)."""
+    def check_backend(self, managed: Backend | None = None) -> None:
+        """Ask the backend in the test box what it serves (on the task runner).
+
+        `managed`: the Rigdeck backend there, when known better than the feed's last list.
+        """
         url = self.test_box.url_edit.text().strip()
         if not url:
             return
         self.status_label.setText(f"Checking {url}…")
+        managed = managed or backend_at(url, self._services.backends.backends)
+        if managed is not None:  # a backend Rigdeck started: its own key
+            self.test_box.api_key = managed.api_key
         self.feed.check_backend(url, self.test_box.api_key, self.editor.base_model(),
                                 self._on_backend_checked, self._on_backend_check_failed)
+
+    def _on_url_edit_finished(self) -> None:
+        self.check_backend()
 
     def _on_backend_checked(self, result: BackendRoles) -> None:
         if not shiboken6.isValid(self):
@@ -314,14 +322,7 @@ class RolesPage(QWidget):
         """The Rigdeck-managed backend behind the checked URL, if there is one."""
         if self.backend_roles is None:
             return None
-        try:
-            url = normalise_base_url(self.backend_roles.url)
-        except ValueError:
-            return None
-        for backend in self._services.backends.backends:
-            if backend.managed and normalise_base_url(backend.base_url) == url:
-                return backend
-        return None
+        return backend_at(self.backend_roles.url, self._services.backends.backends)
 
     def _on_relaunch_button_clicked(self) -> None:
         role = self.selected_role()
@@ -331,15 +332,26 @@ class RolesPage(QWidget):
         service = self._services.backends.service
         self.relaunch_button.setEnabled(False)
         self.status_label.setText(f"Relaunching {backend.name} with {role.label}…")
-        self._services.tasks.run(lambda: relaunch_with_roles(service, backend, [role]),
-                                 description=f"Relaunching {backend.name} with role "
-                                             f"{role.name}",
-                                 on_done=lambda _result: self._on_relaunched())
 
-    def _on_relaunched(self) -> None:
+        def job() -> Backend:
+            started = relaunch_with_roles(service, backend, [role]).backend
+            return service.wait_ready(started)
+
+        self._services.tasks.run(job, description=f"Relaunching {backend.name} with role "
+                                                  f"{role.name}",
+                                 on_done=self._on_relaunched,
+                                 on_error=self._on_relaunch_failed)
+
+    def _on_relaunched(self, backend: Backend) -> None:
         self._services.backends.refresh()
         if shiboken6.isValid(self):
-            self.check_backend()
+            self.check_backend(backend)
+
+    def _on_relaunch_failed(self, error: BaseException) -> None:
+        self._services.notifier.error("Relaunching with the role", error)
+        if shiboken6.isValid(self):
+            self.status_label.setText(f"The relaunch failed: {error}")
+            self.relaunch_button.setEnabled(True)
 
 
 def roles_page(services: Services, _open_settings: object) -> QWidget:

@@ -16,9 +16,13 @@ import pytest
 from PySide6.QtGui import QStandardItemModel
 from pytestqt.qtbot import QtBot
 
+from app.engines.plan import LaunchPlan
+from app.paths import AppPaths
 from app.roles.role import Role, RoleAdapter, role_from_toml
+from app.runtime.hosts import PROCESSES
 from tests.realparts.fixtures import TinyGgufFactory
 from tests.realparts.gguf_factory import LORA_TARGETS, TinyModelSpec
+from tests.realparts.leak_guard import LeakGuard
 from tests.unit.app.chat.llama_process import llama_server
 from ui.pages.chat_page import ChatPage
 from ui.pages.roles_page import RolesPage, roles_page
@@ -252,3 +256,48 @@ def test_tray_roles_menu_sets_the_role_of_chat(page: RolesPage, services: Servic
     services.roles.choose("Physics tutor")
     assert chat.think_button.isChecked()
     chat.close()
+
+
+@pytest.fixture
+def process_services(qtbot: QtBot, app_paths: AppPaths, llama_server_binary: Path
+                     ) -> Iterator[Services]:
+    """Services whose "processes" host runs the real llama-server; backends stopped after."""
+    app_paths.config.mkdir(parents=True, exist_ok=True)
+    app_paths.settings_file.write_text(f'llama_server_path = "{llama_server_binary}"\n',
+                                       encoding="utf-8")
+    built = Services.build(app_paths)
+    yield built
+    for backend in built.backends.service.refresh():
+        if backend.state.is_live:
+            built.backends.service.stop(backend)
+    built.shutdown()
+
+
+def test_relaunch_button_restarts_a_rigdeck_backend_with_the_role(
+        qtbot: QtBot, leak_guard: LeakGuard, process_services: Services,
+        models: Models) -> None:
+    """(The leak guard comes first, so it checks after the services stopped the backend.)"""
+    services = process_services
+    services.roles.save(coach(models))
+    plan = LaunchPlan(model=str(models.model), name="roles-ui", context=512, threads=1)
+    backend = services.backends.service.start(plan, PROCESSES, wait=True).backend
+    with qtbot.wait_signal(services.backends.updated, timeout=WAIT_MS):
+        services.backends.refresh()
+    page = RolesPage(services)
+    qtbot.add_widget(page)
+    page.select("Coach")
+    page.test_box.url_edit.setText(backend.base_url)
+    page.check_backend()
+    qtbot.waitUntil(lambda: page.backend_roles is not None, timeout=WAIT_MS)
+    assert "cannot serve ⚑ Coach: not loaded" in page.status_label.text()
+    assert page.relaunch_button.isEnabled()
+    assert page.relaunch_button.toolTip().startswith("Stop roles-ui and start it again")
+    page.relaunch_button.click()
+    assert page.status_label.text().startswith("Relaunching roles-ui with ⚑ Coach")
+    qtbot.waitUntil(lambda: page.status_label.text().endswith("can serve ⚑ Coach."),
+                    timeout=WAIT_MS)
+    live = [b for b in services.backends.service.refresh() if b.state.is_live]
+    assert [b.name for b in live] == ["roles-ui"]
+    assert live[0].ref != backend.ref  # a new process, on the same port
+    assert live[0].port == backend.port
+    assert LaunchPlan.from_json(live[0].plan_json).adapters == (str(models.coach),)
