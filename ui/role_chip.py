@@ -16,7 +16,7 @@ from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap, QStandardItemModel
 from PySide6.QtWidgets import QComboBox
 
 from app.roles.binding import bind_role
-from app.roles.requests import RoleRequest, role_request
+from app.roles.requests import BASE_MODEL, RoleRequest, role_request
 from app.roles.role import Role, RoleError
 from app.roles.served import NO_LORA, LoraApi
 from ui.role_feed import NO_ROLE, BackendRoles, RoleFeed
@@ -144,13 +144,16 @@ class RoleChipWidget(QComboBox):
         return self.feed.roles().get(str(self.currentData()))
 
     def role_request(self) -> RoleRequest | None:
-        """The request fields of the chosen role (None: no role).
+        """The request fields of the chosen role (None: no role and nothing to switch off).
 
         Raises:
             RoleError: the backend cannot serve it (yet); the message says why.
         """
         role = self.current_role()
         if role is None:
+            served = self.backend.served if self.backend is not None else None
+            if served is not None and served.engine == "llamacpp" and served.adapters:
+                return role_request(BASE_MODEL, served)  # adapters off, not at scale 1
             return None
         if role.name in self._bound:
             return self._bound[role.name]

@@ -23,7 +23,7 @@ from app.chat.client import ChatClient, ChatReply
 from app.chat.history import Message
 from app.chat.session import TurnSettings, build_request, detect_support
 from app.roles.binding import bind_role
-from app.roles.requests import role_request
+from app.roles.requests import BASE_MODEL, role_request
 from app.roles.role import Role
 from app.roles.served import LoraApi
 from ui.tasks import TaskRunner
@@ -43,7 +43,7 @@ def compare(url: str, api_key: str | None, role: Role, prompt: str) -> tuple[str
     with LoraApi(url, api_key) as api, ChatClient(url, api_key) as client:
         served = api.served()
         bound = bind_role(role, api, served=served)
-        plain = role_request(Role("No role"), served)
+        plain = role_request(BASE_MODEL, served)
         support = detect_support(client, url)
         answers = []
         for role_fields in (plain, bound):

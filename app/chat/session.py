@@ -55,7 +55,7 @@ class TurnSettings:
 
     @property
     def stored_role_name(self) -> str | None:
-        return self.role.role.name if self.role is not None else self.role_name
+        return (self.role.role.name or None) if self.role is not None else self.role_name
 
 
 def build_request(history: Sequence[Message], settings: TurnSettings,

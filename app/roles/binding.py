@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from app.errors import UserError
 from app.library.entries import Entry
 from app.library.loader import load_entry
-from app.roles.requests import RoleRequest, role_availability, role_request
+from app.roles.requests import BASE_MODEL, RoleRequest, role_availability, role_request
 from app.roles.role import Role, RoleError
 from app.roles.served import LoraApi, ServedLoras
 
@@ -44,3 +45,16 @@ def bind_role(role: Role, api: LoraApi, *, served: ServedLoras | None = None,
     for adapter in verdict.to_load:
         api.load_vllm_adapter(adapter.name, adapter.path)
     return role_request(role, served)
+
+
+def base_request(api: LoraApi) -> RoleRequest | None:
+    """The request fields for "no role": every adapter a llama.cpp server preloaded at
+    scale 0 (see BASE_MODEL). None where it holds none, or cannot be asked (the chat
+    request then says what is wrong with the server)."""
+    try:
+        served = api.served()
+    except UserError:
+        return None
+    if served.engine != "llamacpp" or not served.adapters:
+        return None
+    return role_request(BASE_MODEL, served)

@@ -20,6 +20,12 @@ from app.roles.served import ServedLoras
 
 Fix = Literal["relaunch"]
 
+BASE_MODEL = Role(name="")
+"""No role: the base model alone. On llama.cpp it still needs a `lora` list with every
+preloaded adapter at scale 0: a request without one runs with the adapters at their load
+scale (1.0), even under --lora-init-without-apply, which only skips applying them at
+start (server-context.cpp: `slot.lora = params_base.lora_adapters`)."""
+
 
 @dataclass(frozen=True)
 class Availability:

@@ -177,6 +177,11 @@ def test_cli_chat_with_a_role_and_roles_json(rig: Rig, app_paths: AppPaths) -> N
                           text=True, timeout=60)
     assert chat.returncode == 0, chat.stderr
     assert last_slot(rig.url)["params"]["lora"][0]["scale"] == SCALE  # type: ignore[index]
+    plain = subprocess.run([*run, "chat", "--url", rig.url, "--max-tokens", "4", "Hello"],
+                           capture_output=True, text=True, timeout=60)
+    assert plain.returncode == 0, plain.stderr
+    # no role: the preloaded adapters are sent at scale 0, not left at their load scale
+    assert [e["scale"] for e in last_slot(rig.url)["params"]["lora"]] == [0.0, 0.0]  # type: ignore[index]
     bad = subprocess.run([*run, "chat", "--url", rig.url, "--role", "Nobody", "hi"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2

@@ -224,12 +224,18 @@ def test_chat_chip_disables_unservable_roles_and_sends_with_the_role(
     slot = httpx.get(f"{server}/slots", timeout=10).json()[0]
     assert slot["params"]["lora"] == [{"id": 0, "scale": 16.0}]
     assert "You are a coach." in slot["prompt"]
+    services.roles.choose(NO_ROLE)
+    with qtbot.wait_signal(chat.controller.finished, timeout=WAIT_MS):
+        chat.send("Without a role")
+    assert chat.store.messages(chat.conversation_id)[-1].role_name is None
+    slot = httpx.get(f"{server}/slots", timeout=10).json()[0]
+    assert slot["params"]["lora"] == [{"id": 0, "scale": 0.0}]  # off, not at load scale 1
     services.roles.choose("Tutor")
     with qtbot.wait_signal(services.notifier.posted, timeout=1000) as posted:
         chat.send("Again")
     assert "not available on this backend: not loaded" in posted.args[0].text
     assert [m.content for m in chat.store.messages(chat.conversation_id)
-            if m.role == "user"] == ["Hello there"]  # nothing stored for the refused send
+            if m.role == "user"] == ["Hello there", "Without a role"]  # not the refused one
     chat.close()
 
 
