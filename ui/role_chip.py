@@ -50,6 +50,8 @@ class RoleChipWidget(QComboBox):
         self._key: str | None = None
         self._bound: dict[str, RoleRequest] = {}
         """vLLM roles whose adapter was loaded at run time, by name."""
+        self._load_failed: dict[str, str] = {}
+        """vLLM roles whose adapter the backend refused to load, with its reason."""
         self.setToolTip("The role of this conversation and of new ones: a LoRA adapter, "
                         "a system prompt and sampling (edit them on the Roles page).")
         self.activated.connect(self._on_self_activated)
@@ -75,17 +77,18 @@ class RoleChipWidget(QComboBox):
         model = self.model()
         assert isinstance(model, QStandardItemModel)
         for row in range(1, self.count()):
-            name = str(self.itemData(row))
-            verdict = self.backend.availability.get(name) if self.backend else None
+            reason = self.reason(str(self.itemData(row)))
             item = model.item(row)
-            item.setEnabled(verdict is None or verdict.ok)
-            if verdict is not None and not verdict.ok:
-                item.setToolTip(f"Not available on this backend: {verdict.reason}")
+            item.setEnabled(reason is None)
+            if reason is not None:
+                item.setToolTip(f"Not available on this backend: {reason}")
 
     def reason(self, name: str) -> str | None:
         """Why the checked backend cannot serve role `name` (None: it can, or unchecked)."""
         verdict = self.backend.availability.get(name) if self.backend else None
-        return verdict.reason if verdict is not None and not verdict.ok else None
+        if verdict is not None and not verdict.ok:
+            return verdict.reason
+        return self._load_failed.get(name)
 
     def _on_feed_changed(self) -> None:
         self._fill()
@@ -115,6 +118,7 @@ class RoleChipWidget(QComboBox):
             return
         self.backend = result
         self._bound.clear()
+        self._load_failed.clear()
         self._apply_availability()
         self._prepare(self.feed.current)
 
@@ -131,13 +135,21 @@ class RoleChipWidget(QComboBox):
         if verdict is None or not verdict.to_load or name in self._bound:
             return
         url, key = backend.url, self._key
+        self._load_failed.pop(name, None)
 
         def job() -> RoleRequest:
             with LoraApi(url, key) as api:
                 return bind_role(role, api, served=backend.served)
 
+        def failed(error: BaseException) -> None:
+            log.info("loading the adapter of role %s failed: %s", name, error)
+            self._load_failed[name] = str(error)
+            if shiboken6.isValid(self):
+                self._apply_availability()
+
         self.feed.tasks.run(job, description=f"Loading the adapter of role {name}",
-                            on_done=lambda bound: self._bound.__setitem__(name, bound))
+                            on_done=lambda bound: self._bound.__setitem__(name, bound),
+                            on_error=failed)
 
     # ------------------------------------------------------------------ sending
     def current_role(self) -> Role | None:

@@ -129,8 +129,10 @@ class LoraApi:
         bases = [m["id"] for m in entries if not m.get("parent")]
         adapters = tuple(ServedAdapter(m["id"], str(m.get("root") or m["id"]))
                          for m in entries if m.get("parent"))
+        # runtime loading is not listed anywhere: try it (vLLM answers 404 when
+        # VLLM_ALLOW_RUNTIME_LORA_UPDATING is off, and that reason is shown)
         return ServedLoras("vllm", adapters, base_model=bases[0] if bases else None,
-                           lora_enabled=bool(adapters))
+                           lora_enabled=bool(adapters), runtime_loading=True)
 
     def load_vllm_adapter(self, name: str, path: str) -> None:
         """Load an adapter into a running vLLM (its runtime `load_lora_adapter` API).

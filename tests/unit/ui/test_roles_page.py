@@ -24,6 +24,8 @@ from tests.realparts.fixtures import TinyGgufFactory
 from tests.realparts.gguf_factory import LORA_TARGETS, TinyModelSpec
 from tests.realparts.leak_guard import LeakGuard
 from tests.unit.app.chat.llama_process import llama_server
+from tests.unit.app.library.builders import write_peft
+from tests.unit.app.roles.vllm_api import VllmState, vllm_api
 from ui.pages.chat_page import ChatPage
 from ui.pages.roles_page import RolesPage, roles_page
 from ui.role_feed import NO_ROLE, tray_role_entries
@@ -307,3 +309,35 @@ def test_relaunch_button_restarts_a_rigdeck_backend_with_the_role(
     assert live[0].ref != backend.ref  # a new process, on the same port
     assert live[0].port == backend.port
     assert LaunchPlan.from_json(live[0].plan_json).adapters == (str(models.coach),)
+
+
+@pytest.mark.parametrize("runtime_loading", [True, False])
+def test_chat_on_vllm_loads_the_roles_adapter_then_asks_for_it_by_name(
+        qtbot: QtBot, services: Services, tmp_path: Path, runtime_loading: bool) -> None:
+    """vLLM's side, against a loopback server speaking its documented LoRA API."""
+    peft = write_peft(tmp_path / "peft-coach", rank=8)
+    services.roles.save(Role("Coach", adapters=(RoleAdapter(str(peft)),)))
+    state = VllmState(adapters={"other": "/models/other"}, runtime_loading=runtime_loading)
+    with vllm_api(state) as url:
+        chat = ChatPage(services)
+        qtbot.add_widget(chat)
+        services.roles.choose("Coach")
+        chat.set_endpoint(url)
+        chip = chat.role_box
+        if not runtime_loading:
+            qtbot.waitUntil(lambda: chip.reason("Coach") is not None, timeout=WAIT_MS)
+            assert "refused to load adapter peft-coach" in str(chip.reason("Coach"))
+            chat.close()
+            return
+        qtbot.waitUntil(lambda: "peft-coach" in state.adapters, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: chip.role_request() is not None, timeout=WAIT_MS)
+        with qtbot.wait_signal(chat.controller.finished, timeout=WAIT_MS):
+            chat.send("Hello")
+        sent = [body for method, path, body in state.requests
+                if path == "/v1/chat/completions"]
+        assert sent[-1]["model"] == "peft-coach"
+        assert chat.conversation_id is not None
+        assert chat.store.messages(chat.conversation_id)[-1].content == "from peft-coach"
+        loads = [p for _m, p, _b in state.requests if p == "/v1/load_lora_adapter"]
+        assert len(loads) == 1
+        chat.close()
