@@ -341,3 +341,27 @@ def test_chat_on_vllm_loads_the_roles_adapter_then_asks_for_it_by_name(
         loads = [p for _m, p, _b in state.requests if p == "/v1/load_lora_adapter"]
         assert len(loads) == 1
         chat.close()
+
+
+def test_a_nameless_role_is_not_saved_and_says_why(page: RolesPage, services: Services,
+                                                   qtbot: QtBot) -> None:
+    page.select("Coach")
+    page.editor.name_edit.setText("  ")
+    with qtbot.wait_signal(services.notifier.posted, timeout=1000) as posted:
+        page.editor.save_button.click()
+    assert "a role needs a name with letters or digits" in posted.args[0].text
+    assert "Coach" in services.roles.roles()
+
+
+def test_a_corrupt_role_file_is_reported_when_the_app_starts(qtbot: QtBot,
+                                                             app_paths: AppPaths) -> None:
+    folder = app_paths.config / "roles"
+    folder.mkdir(parents=True)
+    (folder / "broken.toml").write_text("name = 'Broken'\ncolour = 'red'\n", encoding="utf-8")
+    built = Services.build(app_paths)
+    try:
+        texts = [notice.text for notice in built.notifier.history]
+        assert any("broken.toml cannot be read: colour must look like" in t for t in texts)
+        assert "Plain" in built.roles.roles()
+    finally:
+        built.shutdown()
