@@ -110,7 +110,7 @@ class RoleChipWidget(QComboBox):
         self._url, self._key = url, api_key
         self.backend = None  # what another backend served says nothing about this one
         self._apply_availability()
-        self.feed.check_backend(url, api_key, None, self._on_backend_checked,
+        self.feed.check_backend(url, api_key, self._on_backend_checked,
                                 self._on_backend_check_failed)
 
     def _on_backend_checked(self, result: BackendRoles) -> None:

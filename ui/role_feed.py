@@ -87,13 +87,13 @@ class RoleFeed(QObject):
         change(self.store)
         self.changed.emit()
 
-    def check_backend(self, url: str, api_key: str | None, model: Entry | None,
+    def check_backend(self, url: str, api_key: str | None,
                       on_done: Callable[[BackendRoles], None],
                       on_error: Callable[[BaseException], None] | None = None) -> None:
         """Ask the backend at `url` what it serves, and judge every role against it.
 
         For a backend Rigdeck started, its plan adds the model (compatibility) and vLLM's
-        --max-lora-rank and runtime loading.
+        --max-lora-rank and runtime loading; for a bare URL the model is not known.
         """
         roles = list(self.roles().values())
         plan = _plan_at(url, self.backends())
@@ -101,11 +101,11 @@ class RoleFeed(QObject):
         def job() -> BackendRoles:
             with LoraApi(url, api_key) as api:
                 served = api.served()
-            served_model = model
+            served_model: Entry | None = None
             if plan is not None:
                 served = served.with_launch(max_rank=plan.max_lora_rank,
                                             runtime_loading=bool(plan.adapters))
-                served_model = model or load_entry(Path(plan.model))
+                served_model = load_entry(Path(plan.model))
             adapters = read_adapters(roles)
             return BackendRoles(url, served, {
                 role.name: role_availability(role, served, model=served_model,

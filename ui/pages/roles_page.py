@@ -276,7 +276,7 @@ class RolesPage(QWidget):
         managed = managed or backend_at(url, self._services.backends.backends)
         if managed is not None:  # a backend Rigdeck started: its own key
             self.test_box.api_key = managed.api_key
-        self.feed.check_backend(url, self.test_box.api_key, self.editor.base_model(),
+        self.feed.check_backend(url, self.test_box.api_key,
                                 self._on_backend_checked, self._on_backend_check_failed)
 
     def _on_url_edit_finished(self) -> None:
