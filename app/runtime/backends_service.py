@@ -58,7 +58,10 @@ class StartResult:
 
 
 def _port_in_use(address: str, port: int) -> bool:
+    """Whether a server listens there. SO_REUSEADDR, as llama-server and uvicorn bind:
+    connections of a server just stopped (TIME_WAIT) do not keep its port from a restart."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe_socket:
+        probe_socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe_socket.bind((address, port))
         except OSError:
