@@ -8,6 +8,7 @@ from app.paths import AppPaths
 from app.runtime.backend import Backend
 from ui.main_window import MainWindow
 from ui.monitor_tray import TrayMonitor
+from ui.role_feed import tray_role_entries
 from ui.services import Services
 from ui.theme import apply_theme
 from ui.tray import TrayIcon
@@ -35,6 +36,9 @@ class RigdeckApp:
         # re-attach: backends that outlived the last run are found again and watched
         self.services.backends.updated.connect(self._on_backends_updated)
         self.services.backends.start()
+        self.services.roles.changed.connect(self._on_roles_changed)
+        self.services.roles.chosen.connect(self._on_roles_changed)
+        self._on_roles_changed()
         qapp.setQuitOnLastWindowClosed(False)
         self.window.close_requested.connect(self._on_window_close_requested)
         self.services.settings.changed.connect(self._on_settings_changed)
@@ -73,6 +77,10 @@ class RigdeckApp:
         self.tray.set_backends([
             (f"Stop {b.name} ({b.host}, {b.state})", lambda _=False, b=b: feed.stop_backend(b))
             for b in backends if b.state.is_live and b.managed])
+
+    def _on_roles_changed(self, *_: object) -> None:
+        if self.tray is not None:
+            self.tray.set_roles(*tray_role_entries(self.services.roles))
 
     def _on_settings_changed(self, name: str, value: object) -> None:
         if name == "theme":

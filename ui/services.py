@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from app.autostart import LoginItem, login_item_for_this_system
 from app.paths import AppPaths
+from app.roles.store import RoleStore
 from app.runtime.setup import build_service
 from app.secrets import SecretStore
 from app.settings import SettingsStore
@@ -11,6 +12,7 @@ from ui.backend_feed import BackendFeed
 from ui.library_feed import LibraryFeed
 from ui.monitor_feed import MonitorFeed
 from ui.notifier import Notifier
+from ui.role_feed import RoleFeed
 from ui.tasks import TaskRunner
 
 
@@ -28,6 +30,7 @@ class Services:
     library: LibraryFeed
     login_item: LoginItem | None
     """Where "start in the tray at login" is written; None where the system has none."""
+    roles: RoleFeed
 
     @classmethod
     def build(cls, paths: AppPaths) -> "Services":
@@ -38,6 +41,8 @@ class Services:
             notifier.warning(problem)
         secrets = SecretStore()
         tasks = TaskRunner(notifier)
+        backends = BackendFeed(build_service(paths, settings, secrets=secrets), tasks,
+                               lambda: list(settings.get("model_folders")))
         return cls(
             paths=paths,
             settings=settings,
@@ -45,10 +50,10 @@ class Services:
             notifier=notifier,
             tasks=tasks,
             monitor=_build_monitor(settings, paths, notifier),
-            backends=BackendFeed(build_service(paths, settings, secrets=secrets), tasks,
-                                 lambda: list(settings.get("model_folders"))),
+            backends=backends,
             library=LibraryFeed.build(settings, paths, tasks),
             login_item=login_item_for_this_system(),
+            roles=_build_roles(paths, tasks, notifier, backends),
         )
 
     def shutdown(self) -> None:
@@ -64,5 +69,15 @@ def _build_monitor(settings: SettingsStore, paths: AppPaths, notifier: Notifier)
     """The monitor, not yet sampling; a bad replay file is reported, not raised."""
     feed = MonitorFeed.build(settings, paths)
     for problem in feed.service.problems:
+        notifier.warning(problem)
+    return feed
+
+
+def _build_roles(paths: AppPaths, tasks: TaskRunner, notifier: Notifier,
+                 backends: BackendFeed) -> RoleFeed:
+    """The roles; a role file that cannot be read is reported, not raised."""
+    feed = RoleFeed(RoleStore(paths.config / "roles"), tasks, lambda: backends.backends)
+    feed.roles()
+    for problem in feed.store.problems:
         notifier.warning(problem)
     return feed

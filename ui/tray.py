@@ -50,8 +50,13 @@ class TrayIcon(QSystemTrayIcon):
     def set_backends(self, entries: list[tuple[str, object]]) -> None:
         self._fill(self.backends_menu, entries, "No backends running")
 
-    def set_roles(self, entries: list[tuple[str, object]]) -> None:
+    def set_roles(self, entries: list[tuple[str, object]], current: str | None = None) -> None:
+        """The roles section; the entry labelled `current` is shown checked."""
         self._fill(self.roles_menu, entries, "No roles yet")
+        for action in self.roles_menu.actions():
+            if current is not None and action.text() == current:
+                action.setCheckable(True)
+                action.setChecked(True)
 
     def _on_self_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason == QSystemTrayIcon.ActivationReason.Trigger:

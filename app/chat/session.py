@@ -24,6 +24,7 @@ from app.presets.thinking import (
     support_from_template,
     switch_was_ignored,
 )
+from app.roles.requests import RoleRequest
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,20 @@ class TurnSettings:
     model: str | None = None
     sampling: dict[str, float | int] | None = None
     max_tokens: int | None = None
+    role: RoleRequest | None = None
+    """The conversation's role on this backend: system prompt, sampling, adapters."""
 
     def thinking_mode(self) -> bool | None:
+        """The toggle, else the role's default, else the preset's."""
         if self.thinking is not None:
             return self.thinking
+        if self.role is not None and self.role.role.thinking is not None:
+            return self.role.role.thinking
         return self.preset.request.thinking if self.preset else None
+
+    @property
+    def stored_role_name(self) -> str | None:
+        return (self.role.role.name or None) if self.role is not None else self.role_name
 
 
 def build_request(history: Sequence[Message], settings: TurnSettings,
@@ -53,9 +63,11 @@ def build_request(history: Sequence[Message], settings: TurnSettings,
     """The request for the next reply to `history` (which ends with the user's turn)."""
     messages: list[dict[str, object]] = []
     preset = settings.preset
-    if preset and preset.request.system_prompt and not any(
-            m.role == "system" for m in history):
-        messages.append({"role": "system", "content": preset.request.system_prompt})
+    role = settings.role
+    system = (role.role.system_prompt if role is not None and role.role.system_prompt
+              else preset.request.system_prompt if preset else None)
+    if system and not any(m.role == "system" for m in history):
+        messages.append({"role": "system", "content": system})
     for message in history:
         if message.role == "assistant" and (message.state not in SENDABLE_STATES
                                             or not message.content):
@@ -64,14 +76,16 @@ def build_request(history: Sequence[Message], settings: TurnSettings,
     thinking = settings.thinking_mode()
     sent, kwargs = apply_thinking(messages, thinking, support)
     overrides = dict(preset.request.sampling) if preset else {}
+    overrides.update(role.role.sampling if role is not None else {})
     overrides.update(settings.sampling or {})
     mode_for_sampling = thinking if support.switch is not ThinkSwitch.NONE else None
     return ChatRequest(
         messages=sent,
-        model=settings.model,
+        model=(role.model if role is not None and role.model else settings.model),
         max_tokens=settings.max_tokens or (preset.request.max_tokens if preset else None),
         sampling=sampling_for(mode_for_sampling, overrides),
         chat_template_kwargs=kwargs,
+        extra=dict(role.extra) if role is not None else {},
     )
 
 
@@ -100,7 +114,7 @@ class ReplyRun:
         self.writer: ReplyWriter = store.begin_reply(
             conversation_id, endpoint=endpoint, model=settings.model,
             preset=settings.preset.name if settings.preset else None,
-            role_name=settings.role_name, thinking=settings.thinking_mode())
+            role_name=settings.stored_role_name, thinking=settings.thinking_mode())
 
     @property
     def message_id(self) -> int:

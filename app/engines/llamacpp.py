@@ -69,6 +69,8 @@ def recipe(plan: LaunchPlan, *, port: int, bind: str = "127.0.0.1", image: str =
     check_plan(plan)
     if plan.engine != ENGINE:
         raise PlanError(f"not a llama.cpp plan (engine {plan.engine!r})")
+    if plan.max_lora_rank is not None:
+        raise PlanError("max_lora_rank is a vLLM setting; llama.cpp serves any rank")
     check_extra_args(plan.extra_args, MANAGED_FLAGS, "llama.cpp")
     paths = ModelMounts(in_container)
     args: list[str] = ["-m", paths.file(plan.model), "--host", bind, "--port", str(port),

@@ -40,6 +40,8 @@ class LaunchPlan:
     name: str = ""
     image: str = ""
     adapters: tuple[str, ...] = ()
+    max_lora_rank: int | None = None
+    """vLLM's --max-lora-rank: the largest adapter rank it will serve."""
     context: int | None = None
     parallel: int | None = None
     batch: int | None = None
@@ -133,7 +135,7 @@ class LaunchPlan:
 
 
 _INT_FIELDS = {"context", "parallel", "batch", "ubatch", "gpu_layers", "n_cpu_moe", "experts",
-               "threads", "port"}
+               "threads", "port", "max_lora_rank"}
 
 
 def _coerce(key: str, value: Any, declared: object) -> Any:  # noqa: PLR0911, PLR0912 (one case per type)
@@ -185,7 +187,7 @@ def check_plan(plan: LaunchPlan) -> None:  # noqa: PLR0912 (one rule per line, i
         raise PlanError(
             f"backend name {plan.name!r} must be lower-case letters, digits, '-', '_' or '.'"
         )
-    for key in ("context", "parallel", "batch", "ubatch", "experts", "threads"):
+    for key in ("context", "parallel", "batch", "ubatch", "experts", "threads", "max_lora_rank"):
         value = getattr(plan, key)
         if value is not None and value < 1:
             raise PlanError(f"plan setting {key} must be at least 1, not {value}")

@@ -23,7 +23,8 @@ KV_DTYPES = {"f16": "auto", "bf16": "auto", "q8_0": "fp8"}
 MANAGED_FLAGS = frozenset({
     "--host", "--port", "--api-key", "--max-model-len", "--max-num-seqs", "--kv-cache-dtype",
     "--tensor-parallel-size", "-tp", "--cpu-offload-gb", "--hf-overrides", "--reasoning-parser",
-    "--enable-lora", "--lora-modules", "--served-model-name", "--model",
+    "--enable-lora", "--lora-modules", "--served-model-name", "--model", "--max-loras",
+    "--max-lora-rank",
 })
 
 
@@ -59,7 +60,10 @@ def recipe(plan: LaunchPlan, *, port: int, bind: str = "127.0.0.1", image: str =
         args += ["--reasoning-parser", plan.reasoning_format]
     env: dict[str, str] = {}
     if plan.adapters:
-        args += ["--enable-lora", "--max-loras", str(len(plan.adapters)), "--lora-modules"]
+        args += ["--enable-lora", "--max-loras", str(len(plan.adapters))]
+        if plan.max_lora_rank is not None:
+            args += ["--max-lora-rank", str(plan.max_lora_rank)]
+        args.append("--lora-modules")
         for adapter in plan.adapters:
             name = PurePosixPath(adapter.rstrip("/")).name
             args.append(f"{name}={paths.folder(adapter)}")

@@ -277,12 +277,13 @@ def estimate_llamacpp(header: HeaderLike, plan: FitPlan) -> Estimate:
     kv_bytes, kv_tensors = _kv(m, plan, shape, devices)
     compute = _compute(m, plan, shape, w.tensors, kv_tensors, n_gpus)
     output = m.n_vocab * shape.n_seq * 4
+    lora = _adapters_per_device(m, plan, devices)
 
     gpus: list[DeviceMemory] = []
     for g in range(n_gpus):
         name = f"CUDA{g}"
         d = DeviceMemory(name=f"GPU {plan.gpus[g]} ({name})")
-        d.weights_mib = w.gpu_bytes.get(g, 0) / MIB
+        d.weights_mib = (w.gpu_bytes.get(g, 0) + lora.get(g, 0)) / MIB
         d.kv_mib = kv_bytes.get(g, 0) / MIB
         d.compute_mib = compute.get(g, 0) / MIB
         d.overhead_mib = CUDA_RUNTIME_OVERHEAD_MIB
@@ -291,10 +292,12 @@ def estimate_llamacpp(header: HeaderLike, plan: FitPlan) -> Estimate:
             f"kv:{name}": d.kv_mib,
             f"compute:{name}": d.compute_mib,
         }
+        if lora.get(g):
+            d.buffers[f"lora:{name}"] = lora[g] / MIB
         gpus.append(d)
     host_name = "CUDA_Host" if n_gpus else "CPU"
     host = DeviceMemory(name="host")
-    host.weights_mib = (w.mapped_bytes + w.repack_bytes) / MIB
+    host.weights_mib = (w.mapped_bytes + w.repack_bytes + lora.get(CPU, 0)) / MIB
     host.kv_mib = kv_bytes.get(CPU, 0) / MIB
     host.compute_mib = compute.get(CPU, 0) / MIB
     host.output_mib = output / MIB
@@ -307,7 +310,21 @@ def estimate_llamacpp(header: HeaderLike, plan: FitPlan) -> Estimate:
         host.buffers["model:CPU_REPACK"] = w.repack_bytes / MIB
     if host.kv_mib:
         host.buffers["kv:CPU"] = host.kv_mib
+    if lora.get(CPU):
+        host.buffers["lora:CPU"] = lora[CPU] / MIB
     return Estimate(engine="llamacpp", devices=gpus, host=host, n_ctx=shape.n_ctx)
+
+
+def _adapters_per_device(m: ModelInfo, plan: FitPlan, devices: list[int]) -> dict[int, int]:
+    """Preloaded LoRA bytes per device: spread over the layers they adapt, each on its
+    layer's device (llama_adapter_lora_init uses the base tensor's buffer type)."""
+    out: dict[int, int] = {}
+    if plan.adapter_bytes <= 0 or m.n_layer <= 0:
+        return out
+    per_layer = plan.adapter_bytes // m.n_layer
+    for il in range(m.n_layer):
+        out[devices[il]] = out.get(devices[il], 0) + per_layer
+    return out
 
 
 def _check_plan(m: ModelInfo, plan: FitPlan) -> None:

@@ -33,6 +33,9 @@ class FitPlan:
     cpu_moe_all: bool = False
     tensor_split: tuple[float, ...] = ()
     mmap: bool = True
+    adapter_bytes: int = 0
+    """LoRA adapters preloaded with the model (a backend launched with roles): llama.cpp
+    puts each adapter tensor in the buffer of the layer it adapts."""
 
     @property
     def on_gpu(self) -> bool:

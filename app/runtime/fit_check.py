@@ -50,6 +50,16 @@ def free_gpu_memory_mib(gpus: tuple[str, ...]) -> list[float] | None:
         pynvml.nvmlShutdown()
 
 
+def adapter_bytes(paths: tuple[str, ...]) -> int:
+    """Bytes of the adapters a plan preloads (a file, or a PEFT folder's files)."""
+    total = 0
+    for raw in paths:
+        path = Path(raw)
+        files = [path] if path.is_file() else list(path.glob("*.safetensors"))
+        total += sum(f.stat().st_size for f in files if f.is_file())
+    return total
+
+
 def check_fit(plan: LaunchPlan, host: Host) -> FitVerdict:
     """The planner's verdict, or an unchecked "fits" when it cannot be checked here."""
     if not plan.gpus or plan.engine != "llamacpp" or host.is_remote:
@@ -69,7 +79,7 @@ def check_fit(plan: LaunchPlan, host: Host) -> FitVerdict:
             cache_type_k=plan.cache_type_k or "f16", cache_type_v=plan.cache_type_v or "f16",
             experts=plan.experts, gpus=tuple(range(len(plan.gpus))),
             gpu_layers=plan.gpu_layers, n_cpu_moe=plan.n_cpu_moe or 0,
-            tensor_split=plan.tensor_split)
+            tensor_split=plan.tensor_split, adapter_bytes=adapter_bytes(plan.adapters))
         result = plan_fit(header, fit_plan, free)
     except Exception as exc:  # a planner gap must not block a start
         log.info("fit check skipped for %s: %s", plan.model, exc)

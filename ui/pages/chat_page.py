@@ -39,10 +39,14 @@ from app.chat.session import ReplyRun, TurnResult, TurnSettings, build_request, 
 from app.errors import UserError
 from app.presets.presets import Preset, PresetStore
 from app.presets.thinking import ThinkingMemory, ThinkingSupport, support_from_template
+from app.roles.requests import RoleRequest
+from app.roles.role import RoleError
 from ui.chat_input import ChatInputWidget
 from ui.chat_markdown import TextView
 from ui.chat_messages import MessageListWidget, MessageWidget
 from ui.chat_stream import ReplyStreamController
+from ui.role_chip import RoleChipWidget
+from ui.role_feed import NO_ROLE
 from ui.services import Services
 
 log = logging.getLogger(__name__)
@@ -190,11 +194,8 @@ class ChatPage(QWidget):
             "(Backends page), which is relaunched after one confirmation. A URL cannot be "
             "relaunched.")
         chips.addWidget(self.experts_box)
-        self.role_box = QComboBox()
-        self.role_box.addItem("Role: none")
-        self.role_box.setEnabled(False)
-        self.role_box.setToolTip("Roles (a LoRA adapter, a system prompt, sampling) come "
-                                 "from the Roles page.")
+        self.role_box = RoleChipWidget(self._services.roles)
+        self._services.roles.chosen.connect(self._on_roles_chosen)
         chips.addWidget(self.role_box)
         chips.addStretch(1)
         self.regenerate_button = QPushButton("Regenerate")
@@ -229,6 +230,9 @@ class ChatPage(QWidget):
             self.set_endpoint(conversation.endpoint)
         if conversation and conversation.preset:
             self.preset_box.setCurrentText(conversation.preset)
+        used = [m.role_name for m in messages if m.role == "assistant"]
+        if used and (used[-1] is None or used[-1] in self._services.roles.roles()):
+            self._services.roles.choose(used[-1] or NO_ROLE)
         self._update_buttons()
 
     def new_conversation(self) -> None:
@@ -324,6 +328,7 @@ class ChatPage(QWidget):
             return
         name, url, key = chosen
         self.status_label.setText("Checking…")
+        self.role_box.set_backend(url, key)
 
         def probe() -> ThinkingSupport | None:
             with ChatClient(url, key) as client:
@@ -383,6 +388,11 @@ class ChatPage(QWidget):
         if preset is not None and preset.request.thinking is not None:
             self.think_button.setChecked(preset.request.thinking)
 
+    def _on_roles_chosen(self, name: str) -> None:
+        role = self._services.roles.roles().get(name)
+        if role is not None and role.thinking is not None:
+            self.think_button.setChecked(role.thinking)
+
     def thinking(self) -> bool | None:
         return self.think_button.isChecked() if self.think_button.isEnabled() else None
 
@@ -403,6 +413,9 @@ class ChatPage(QWidget):
                                             "(e.g. http://127.0.0.1:8080) above the chat.")
             return
         name, _url, _key = chosen
+        ready, role = self._role_request()
+        if not ready:
+            return
         preset = self.preset()
         if self.conversation_id is None:
             title = " ".join(text.split())[:60]
@@ -415,17 +428,20 @@ class ChatPage(QWidget):
                                              preset=preset.name if preset else None)
         self.store.add_message(self.conversation_id, "user", text)
         self.input.clear()
-        self._start_reply()
+        self._start_reply(role)
 
     def regenerate(self) -> None:
         """Ask again for the last reply (it is replaced)."""
         if self.conversation_id is None or self.controller.running:
             return
+        ready, role = self._role_request()
+        if not ready:
+            return
         messages = self.store.messages(self.conversation_id)
         if messages and messages[-1].role == "assistant":
             self.store.delete_messages_from(messages[-1].id)
         if self.store.messages(self.conversation_id):
-            self._start_reply()
+            self._start_reply(role)
 
     def edit_last(self) -> None:
         """Put the last user message back into the box; sending replaces it and what followed."""
@@ -444,12 +460,20 @@ class ChatPage(QWidget):
         self.stop()  # a stream must not outlive its page
         super().closeEvent(event)
 
-    def _start_reply(self) -> None:
+    def _role_request(self) -> tuple[bool, RoleRequest | None]:
+        """(ready, the chosen role's request fields); not ready is told to the user."""
+        try:
+            return True, self.role_box.role_request()
+        except RoleError as exc:
+            self._services.notifier.error("Sending with a role", exc)
+            return False, None
+
+    def _start_reply(self, role: RoleRequest | None) -> None:
         assert self.conversation_id is not None
         chosen = self.endpoint()
         assert chosen is not None
         name, url, key = chosen
-        settings = TurnSettings(thinking=self.thinking(), preset=self.preset())
+        settings = TurnSettings(thinking=self.thinking(), preset=self.preset(), role=role)
         history = self.store.messages(self.conversation_id)
         request = build_request(history, settings, self.support)
         self._client = ChatClient(url, key)

@@ -80,14 +80,3 @@ def chat_page(services: Services, open_settings: Callable[[], None]) -> QWidget:
         )
     )
 
-
-def roles_page(services: Services, open_settings: Callable[[], None]) -> QWidget:
-    return EmptyPage(
-        EmptyStateWidget(
-            standard_icon(SP.SP_FileDialogContentsView),
-            "No roles yet",
-            "A role is a LoRA adapter, a system prompt and sampling settings, swapped in one "
-            "click on a running backend without a restart.",
-            "Needs a LoRA adapter in the Library and a running backend.",
-        )
-    )

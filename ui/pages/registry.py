@@ -5,12 +5,12 @@ from dataclasses import dataclass
 
 from PySide6.QtWidgets import QStyle, QWidget
 
-from ui.pages import placeholders
 from ui.pages.backends_page import backends_page
 from ui.pages.chat_page import chat_page
 from ui.pages.fit_page import fit_page
 from ui.pages.library_page import library_page
 from ui.pages.monitor_page import monitor_page
+from ui.pages.roles_page import roles_page
 from ui.pages.settings_page import SettingsPage
 from ui.services import Services
 
@@ -34,7 +34,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("backends", "Backends", SP.SP_ComputerIcon, backends_page),
     PageSpec("monitor", "Monitor", SP.SP_DriveHDIcon, monitor_page),
     PageSpec("chat", "Chat", SP.SP_MessageBoxQuestion, chat_page),
-    PageSpec("roles", "Roles", SP.SP_FileDialogContentsView, placeholders.roles_page),
+    PageSpec("roles", "Roles", SP.SP_FileDialogContentsView, roles_page),
     PageSpec("settings", "Settings", SP.SP_FileDialogListView, lambda s, _: SettingsPage(s)),
 )
 

@@ -23,6 +23,9 @@ from app.errors import UserError
 from app.paths import AppPaths
 from app.presets.presets import PresetStore
 from app.presets.thinking import ThinkingMemory
+from app.roles.binding import base_request, bind_role
+from app.roles.served import LoraApi
+from app.roles.store import RoleStore
 from app.secrets import SecretStore
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     think.add_argument("--no-think", dest="thinking", action="store_const", const=False,
                        help="ask the model to answer without thinking")
     parser.add_argument("--preset", help="a preset by name (Fast, Balanced, Deep, ...)")
+    parser.add_argument("--role", metavar="NAME",
+                        help="a role by name: its adapters, system prompt and sampling "
+                             "(see rigdeck roles)")
     parser.add_argument("--model", help="model name to send (vLLM and proxies want one)")
     parser.add_argument("--max-tokens", type=int, metavar="N", help="longest answer")
     parser.add_argument("--hide-reasoning", action="store_true",
@@ -92,8 +98,7 @@ def _endpoint(paths: AppPaths, args: argparse.Namespace) -> tuple[str, str, str 
 def _chat(paths: AppPaths, args: argparse.Namespace, prompt: str) -> int:
     name, url, api_key = _endpoint(paths, args)
     preset = PresetStore(paths.config / "presets").get(args.preset) if args.preset else None
-    settings = TurnSettings(thinking=args.thinking, preset=preset, model=args.model,
-                            max_tokens=args.max_tokens)
+    role = RoleStore(paths.config / "roles").get(args.role) if args.role else None
     store = HistoryStore(None) if args.no_save else HistoryStore.in_data_folder(
         paths.data)
     memory = ThinkingMemory(paths.data / "thinking_switch.json")
@@ -103,6 +108,11 @@ def _chat(paths: AppPaths, args: argparse.Namespace, prompt: str) -> int:
         store.close()
         raise UserError(f"{exc}: a server URL looks like http://127.0.0.1:8080") from None
     try:
+        with LoraApi(url, api_key) as api:
+            settings = TurnSettings(
+                thinking=args.thinking, preset=preset, model=args.model,
+                max_tokens=args.max_tokens,
+                role=bind_role(role, api) if role is not None else base_request(api))
         if args.conversation is not None:
             if store.conversation(args.conversation) is None:
                 raise UserError(f"no stored conversation {args.conversation} "

@@ -12,6 +12,11 @@ from typing import Any
 
 from app.engines.plan import LaunchPlan, PlanError
 from app.errors import UserError
+from app.library.loader import load_entry
+from app.paths import AppPaths
+from app.roles.binding import read_adapters
+from app.roles.launch import plan_with_roles
+from app.roles.store import RoleStore
 from app.runtime.backends_service import WillNotFitError
 from app.runtime.hosts import LOCAL
 from app.runtime.setup import build_service
@@ -52,6 +57,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="run on the host's network (engines without a bridge)")
     parser.add_argument("--force", action="store_true",
                         help="start even if the fit check says it will not fit")
+    parser.add_argument("--with-roles", action="store_true",
+                        help="preload the adapters of every role that fits the model "
+                             "(see rigdeck roles), so a role swap needs no restart")
     parser.add_argument("--no-wait", action="store_true", help="return once started")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for ready")
     parser.add_argument("extra", nargs="*", help=argparse.SUPPRESS)
@@ -97,6 +105,8 @@ def plan_from_args(args: argparse.Namespace) -> LaunchPlan:
 
 def run(args: argparse.Namespace) -> int:
     plan = plan_from_args(args)
+    if args.with_roles:
+        plan = _with_roles(plan, args.paths)
     service = build_service(args.paths, host_network=args.host_network)
     try:
         try:
@@ -119,3 +129,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         service.close()
+
+
+def _with_roles(plan: LaunchPlan, paths: AppPaths) -> LaunchPlan:
+    """`plan` with every fitting role's adapters; the roles left out are listed with why."""
+    roles = list(RoleStore(paths.config / "roles").all().values())
+    launch = plan_with_roles(plan, roles, model=load_entry(Path(plan.model)),
+                             adapters=read_adapters(roles))
+    print(f"roles preloaded: {', '.join(launch.roles) or 'none with adapters'}")
+    for name, why in launch.skipped:
+        print(f"role {name!r} left out: {why}")
+    return launch.plan

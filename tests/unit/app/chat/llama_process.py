@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -40,14 +41,20 @@ class LlamaServerError(RuntimeError):
 @contextlib.contextmanager
 def llama_server(binary: Path, model: Path, *, context: int = 4096,
                  extra: Sequence[str] = (), log_path: Path | None = None,
-                 startup_s: float = 60.0) -> Iterator[str]:
-    """Start llama-server on a free loopback port and yield its base URL; stop it after."""
+                 startup_s: float = 60.0, env: Mapping[str, str] | None = None
+                 ) -> Iterator[str]:
+    """Start llama-server on a free loopback port and yield its base URL; stop it after.
+
+    `env` adds environment variables (e.g. LLAMA_SERVER_SLOTS_DEBUG=1, which makes /slots
+    show each slot's last prompt).
+    """
     port = free_port()
     command = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
                "--jinja", "-c", str(context), "-np", "1", "-t", "1", "--no-warmup", *extra]
     log_file = log_path or model.with_suffix(f".{port}.log")
     with log_file.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                   env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(process, url, log_file, startup_s)

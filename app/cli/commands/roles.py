@@ -1,0 +1,119 @@
+"""`rigdeck roles`: list roles (and, with --url, whether a backend can serve each);
+import or export a role file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from app.engines.plan import LaunchPlan
+from app.errors import UserError
+from app.library.entries import Entry
+from app.library.loader import load_entry
+from app.paths import AppPaths
+from app.roles.binding import read_adapters
+from app.roles.requests import role_availability
+from app.roles.role import Role
+from app.roles.served import LoraApi, ServedLoras
+from app.roles.store import RoleStore
+from app.runtime.setup import build_service
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "roles", help="list LoRA roles; import or export a role file",
+        description="A role is a LoRA adapter (or none), a system prompt, sampling and a "
+                    "thinking default. Use one with `rigdeck chat --role NAME`.")
+    parser.add_argument("--json", action="store_true", help="one JSON document")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--url", help="also say whether the backend at this URL can serve "
+                                     "each role, and why not")
+    where.add_argument("--backend", metavar="NAME",
+                       help="the same for a backend Rigdeck started (see rigdeck ps)")
+    parser.add_argument("--api-key", help="API key for --url")
+    parser.add_argument("--import", dest="import_file", type=Path, metavar="FILE",
+                        help="add the role in FILE to your roles")
+    parser.add_argument("--replace", action="store_true",
+                        help="with --import: replace a role of the same name")
+    parser.add_argument("--export", metavar="NAME", help="write role NAME to -o FILE")
+    parser.add_argument("-o", "--output", type=Path, help="file for --export")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    paths: AppPaths = args.paths
+    store = RoleStore(paths.config / "roles")
+    if args.import_file:
+        role = store.import_file(args.import_file, overwrite=args.replace)
+        print(f"imported role {role.name!r}")
+        return 0
+    if args.export:
+        if not args.output:
+            raise UserError("--export needs -o FILE")
+        store.export_file(args.export, args.output)
+        print(f"exported role {args.export!r} to {args.output}")
+        return 0
+    roles = store.all()
+    served, model = None, None
+    if args.url:
+        served = _served(args.url, args.api_key)
+    elif args.backend:
+        served, model = _backend(paths, args.backend)
+    rows = [_row(role, served, model) for role in roles.values()]
+    if args.json:
+        print(json.dumps({"roles": rows, "problems": store.problems}, indent=2,
+                         ensure_ascii=False))
+        return 0
+    for row in rows:
+        adapters = ", ".join(f"{a['path']} (scale {a['scale']:g})"
+                             for a in row["adapters"]) or "none"
+        line = f"{row['label']:<24} adapters: {adapters}"
+        if "available" in row:
+            line += "  ok" if row["available"] else f"  unavailable: {row['reason']}"
+        print(line)
+    for problem in store.problems:
+        print(f"problem: {problem}")
+    return 0
+
+
+def _served(url: str, api_key: str | None) -> ServedLoras:
+    with LoraApi(url, api_key) as api:
+        return api.served()
+
+
+def _backend(paths: AppPaths, name: str) -> tuple[ServedLoras, Entry]:
+    """What the Rigdeck backend `name` serves (with its plan's vLLM limits) and its model.
+
+    Raises:
+        UserError: no running backend of that name.
+    """
+    service = build_service(paths)
+    try:
+        found = [b for b in service.refresh() if b.name == name and b.state.is_live]
+    finally:
+        service.close()
+    if not found:
+        raise UserError(f"no running backend named {name!r} (see rigdeck ps)")
+    backend = found[0]
+    plan = LaunchPlan.from_json(backend.plan_json)
+    with LoraApi(backend.base_url, backend.api_key) as api:
+        served = api.served().with_launch(max_rank=plan.max_lora_rank,
+                                          runtime_loading=bool(plan.adapters))
+    return served, load_entry(Path(plan.model))
+
+
+def _row(role: Role, served: ServedLoras | None, model: Entry | None) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "name": role.name, "label": role.label, "colour": role.colour,
+        "description": role.description, "system_prompt": role.system_prompt,
+        "sampling": role.sampling, "thinking": role.thinking,
+        "base_models": list(role.base_models), "builtin": role.builtin,
+        "adapters": [{"path": a.path, "scale": a.scale} for a in role.adapters],
+    }
+    if served is not None:
+        verdict = role_availability(role, served, model=model,
+                                    adapters=read_adapters([role]))
+        row.update(available=verdict.ok, reason=verdict.reason, fix=verdict.fix)
+    return row

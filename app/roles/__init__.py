@@ -1,0 +1,1 @@
+"""Roles: a LoRA adapter (or none) + system prompt + sampling + thinking default."""

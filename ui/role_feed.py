@@ -1,0 +1,146 @@
+"""RoleFeed: the roles seen from the GUI, and the role chosen for conversations.
+
+Owns the `RoleStore`; `changed` tells the Roles page, the Chat page and the tray that the
+list changed; `chosen` carries the role the user picked (on the Roles page, a Chat chip
+or the tray) for the current conversation and new ones. Checking a role against a
+backend reads adapter files and asks the server, so it runs on the task runner.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from app.chat.client import normalise_base_url
+from app.engines.plan import LaunchPlan
+from app.library.entries import Entry
+from app.library.loader import load_entry
+from app.roles.binding import read_adapters
+from app.roles.requests import Availability, role_availability
+from app.roles.role import Role
+from app.roles.served import LoraApi, ServedLoras
+from app.roles.store import RoleStore
+from app.runtime.backend import Backend
+from ui.tasks import TaskRunner
+
+log = logging.getLogger(__name__)
+
+NO_ROLE = ""
+"""The name `chosen` carries for "no role" (the plain base model, no system prompt)."""
+NO_ROLE_LABEL = "No role"
+
+
+@dataclass(frozen=True)
+class BackendRoles:
+    """A backend's answer: what it serves and, per role name, whether it can serve it."""
+
+    url: str
+    served: ServedLoras
+    availability: dict[str, Availability]
+
+
+class RoleFeed(QObject):
+    """The roles and the chosen one; every blocking step goes through the task runner."""
+
+    changed = Signal()
+    chosen = Signal(str)
+    """The role name (NO_ROLE for none) for the current conversation and new ones."""
+
+    def __init__(self, store: RoleStore, tasks: TaskRunner,
+                 backends: Callable[[], list[Backend]] = list) -> None:
+        super().__init__()
+        self.store = store
+        self.tasks = tasks
+        self.backends = backends
+        """The backends Rigdeck started (their plans say what the API does not)."""
+        self.current = NO_ROLE
+
+    def roles(self) -> dict[str, Role]:
+        return self.store.all()
+
+    def choose(self, name: str) -> None:
+        """Make `name` the role of the current conversation and of new ones."""
+        if name != self.current:
+            self.current = name
+            self.chosen.emit(name)
+
+    def save(self, role: Role, *, replaces: str | None = None) -> None:
+        """Raises RoleError: the name cannot be a file name."""
+        self.store.save(role, replaces=replaces)
+        if replaces and self.current == replaces != role.name:
+            self.choose(role.name)
+        self.changed.emit()
+
+    def delete(self, name: str) -> None:
+        """Raises RoleError: not one of the user's roles."""
+        self.store.delete(name)
+        if name == self.current and name not in self.store.all():
+            self.choose(NO_ROLE)
+        self.changed.emit()
+
+    def add_from(self, change: Callable[[RoleStore], object]) -> None:
+        """Run a store change (import) and tell everyone; RoleError passes through."""
+        change(self.store)
+        self.changed.emit()
+
+    def check_backend(self, url: str, api_key: str | None,
+                      on_done: Callable[[BackendRoles], None],
+                      on_error: Callable[[BaseException], None] | None = None) -> None:
+        """Ask the backend at `url` what it serves, and judge every role against it.
+
+        For a backend Rigdeck started, its plan adds the model (compatibility) and vLLM's
+        --max-lora-rank and runtime loading; for a bare URL the model is not known.
+        """
+        roles = list(self.roles().values())
+        plan = _plan_at(url, self.backends())
+
+        def job() -> BackendRoles:
+            with LoraApi(url, api_key) as api:
+                served = api.served()
+            served_model: Entry | None = None
+            if plan is not None:
+                served = served.with_launch(max_rank=plan.max_lora_rank,
+                                            runtime_loading=bool(plan.adapters))
+                served_model = load_entry(Path(plan.model))
+            adapters = read_adapters(roles)
+            return BackendRoles(url, served, {
+                role.name: role_availability(role, served, model=served_model,
+                                             adapters=adapters)
+                for role in roles})
+
+        self.tasks.run(job, description=f"Asking {url} which LoRA adapters it serves",
+                       on_done=on_done, on_error=on_error)
+
+
+
+def backend_at(url: str, backends: list[Backend]) -> Backend | None:
+    """The Rigdeck backend that serves `url`, if one does."""
+    try:
+        wanted = normalise_base_url(url)
+    except ValueError:
+        return None
+    for backend in backends:
+        if backend.managed and normalise_base_url(backend.base_url) == wanted:
+            return backend
+    return None
+
+
+def _plan_at(url: str, backends: list[Backend]) -> LaunchPlan | None:
+    backend = backend_at(url, backends)
+    return LaunchPlan.from_json(backend.plan_json) if backend is not None else None
+
+
+def tray_role_entries(feed: RoleFeed) -> tuple[list[tuple[str, object]], str]:
+    """The tray's Roles menu: "No role" and every role, each choosing itself; and the
+    label of the current one (checked)."""
+    entries: list[tuple[str, object]] = [(NO_ROLE_LABEL, lambda _=False: feed.choose(NO_ROLE))]
+    current = NO_ROLE_LABEL
+    for role in feed.roles().values():
+        entries.append((role.label, lambda _=False, n=role.name: feed.choose(n)))
+        if role.name == feed.current:
+            current = role.label
+    return entries, current
