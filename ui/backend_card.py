@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import PurePath
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QVBoxLayout
 
 from app.runtime.backend import Backend, BackendState
 
@@ -22,11 +23,13 @@ def _uptime(seconds: float) -> str:
 
 
 class BackendCard(QFrame):
-    """Shows one backend; asks for logs, restart and stop through signals."""
+    """Shows one backend; asks for logs, restart and stop (removing the container, or
+    keeping it from the Stop button's menu) through signals."""
 
     logs_requested = Signal(object)
     stop_requested = Signal(object)
     restart_requested = Signal(object)
+    stop_kept_requested = Signal(object)
 
     def __init__(self, backend: Backend) -> None:
         super().__init__()
@@ -53,7 +56,13 @@ class BackendCard(QFrame):
         buttons = QHBoxLayout()
         self.logs_button = QPushButton("Logs")
         self.restart_button = QPushButton("Restart")
-        self.stop_button = QPushButton("Stop")
+        self.stop_button = QToolButton()
+        self.stop_button.setText("Stop")
+        self.stop_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
+        self.stop_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.keep_action = QAction("Stop and keep the container (its log stays)", self)
+        self.keep_action.triggered.connect(lambda: self.stop_kept_requested.emit(self.backend))
+        self.stop_button.addAction(self.keep_action)
         for button in (self.logs_button, self.restart_button, self.stop_button):
             buttons.addWidget(button)
         if not backend.managed:
@@ -79,3 +88,4 @@ class BackendCard(QFrame):
         self.reason_label.setText(backend.reason if backend.state is BackendState.FAILED else "")
         self.reason_label.setVisible(backend.state is BackendState.FAILED)
         self.stop_button.setText("Remove" if not live else "Stop")
+        self.keep_action.setEnabled(live)

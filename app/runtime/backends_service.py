@@ -213,6 +213,8 @@ class BackendsService:
                 backend.set_state(BackendState.LOADING)
             else:
                 backend.set_state(BackendState.STARTING)
+        elif backend.state is BackendState.STOPPED:
+            return  # stopped (and kept) by the user: the exit code is the stop's own
         elif obs.exit_code in CLEAN_EXITS and (fresh or backend.state is BackendState.STOPPING):
             backend.set_state(BackendState.STOPPED, f"exited with code {obs.exit_code}")
         elif backend.state is not BackendState.FAILED:

@@ -143,6 +143,7 @@ class BackendsPage(QWidget):
             for card in panel.cards:
                 card.logs_requested.connect(self._on_card_logs_requested)
                 card.stop_requested.connect(self._on_card_stop_requested)
+                card.stop_kept_requested.connect(self._on_card_stop_kept_requested)
                 card.restart_requested.connect(self._on_card_restart_requested)
             self.panels[name] = panel
             self.hosts_layout.addWidget(panel)
@@ -205,6 +206,9 @@ class BackendsPage(QWidget):
 
     def _on_card_stop_requested(self, backend: Backend) -> None:
         self.feed.stop_backend(backend)
+
+    def _on_card_stop_kept_requested(self, backend: Backend) -> None:
+        self.feed.stop_backend(backend, keep=True)
 
     def _on_card_restart_requested(self, backend: Backend) -> None:
         self.feed.restart_backend(backend)

@@ -1,7 +1,8 @@
 """The Backends page with real parts: the host doctor without Docker, a real llama-server
-started as a local process from the Start dialog (ready, log, export, stop), a backend on
-the real Docker engine restarted from its card next to a container Rigdeck did not start
-(read-only), and Fit's "Start with this plan" opening the dialog prefilled."""
+started as a local process from the Start dialog (ready, log that follows, export, stop),
+a backend on the real Docker engine restarted, stopped and kept, then removed from its
+card next to a container Rigdeck did not start (read-only), and Fit's "Start with this
+plan" opening the dialog prefilled."""
 
 from __future__ import annotations
 
@@ -144,7 +145,7 @@ def test_a_local_llama_server_started_from_the_dialog_runs_exports_and_stops(
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
-def test_a_docker_backend_restarts_from_its_card_beside_a_read_only_container(
+def test_a_docker_backend_restarts_stops_kept_and_goes_beside_a_read_only_container(
         qtbot: QtBot, *, make_services: MakeServices, docker_engine: DockerEngine,
         llama_server_image: str, tiny_qwen3_gguf: Path, leak_guard: LeakGuard) -> None:
     other = docker_engine.client.containers.create(
@@ -174,8 +175,18 @@ def test_a_docker_backend_restarts_from_its_card_beside_a_read_only_container(
         qtbot.waitUntil(lambda: (c := _card(page, "dock")) is not None
                         and c.backend.ref != first_ref, timeout=READY_MS)
         card = _wait_state(qtbot, page, "dock", BackendState.READY)
+        kept_ref = card.backend.ref
+        card.keep_action.trigger()  # Stop ▾ "Stop and keep the container"
+        card = _wait_state(qtbot, page, "dock", BackendState.STOPPED)
+        for _ in range(2):  # later refreshes see it exited: still stopped, not failed
+            with qtbot.waitSignal(services.backends.updated, timeout=WAIT_MS):
+                pass
+        card = _wait_state(qtbot, page, "dock", BackendState.STOPPED)
+        assert card.stop_button.text() == "Remove"
+        assert docker_engine.client.containers.get(kept_ref).status == "exited"
         card.stop_button.click()
         qtbot.waitUntil(lambda: _card(page, "dock") is None, timeout=WAIT_MS)
+        assert not docker_engine.client.containers.list(all=True, filters={"id": kept_ref})
         assert [e for e in services.notifier.history if e.level is Level.ERROR] == []
     finally:
         other.remove(force=True)
