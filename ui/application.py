@@ -2,6 +2,7 @@
 
 import logging
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from app.paths import AppPaths
@@ -32,10 +33,12 @@ class RigdeckApp:
             self.tray.show()
         # sampling and alerting go on with the window closed (the "long run" use)
         self.tray_monitor = TrayMonitor(self.services.monitor, self.tray, self.services.notifier)
-        self.services.monitor.start()
-        # re-attach: backends that outlived the last run are found again and watched
         self.services.backends.updated.connect(self._on_backends_updated)
-        self.services.backends.start()
+        # Background work begins once the event loop runs: its imports (docker, NVML) and
+        # first readings would otherwise hold the interpreter while the window is built.
+        self._start_timer = QTimer(singleShot=True, interval=0)
+        self._start_timer.timeout.connect(self._start_watching)
+        self._start_timer.start()
         self.services.roles.changed.connect(self._on_roles_changed)
         self.services.roles.chosen.connect(self._on_roles_changed)
         self._on_roles_changed()
@@ -44,6 +47,12 @@ class RigdeckApp:
         self.services.settings.changed.connect(self._on_settings_changed)
         qapp.styleHints().colorSchemeChanged.connect(self._on_system_colours_changed)
         self._told_about_tray = False
+
+    def _start_watching(self) -> None:
+        self.services.monitor.start()
+        self.services.library.start()  # the Fit, Chat and Roles pages list its models
+        # re-attach: backends that outlived the last run are found again and watched
+        self.services.backends.start()
 
     @property
     def keeps_running_in_tray(self) -> bool:
@@ -91,6 +100,7 @@ class RigdeckApp:
 
     def quit(self) -> None:
         """Save the window's state, stop workers and leave the event loop."""
+        self._start_timer.stop()  # quit before the event loop ran: start nothing
         if self.window.isVisible():
             self.window.save_state()
         if self.tray is not None:

@@ -1,6 +1,8 @@
 """The main window: a navigation rail on the left, one page per area, a notice banner."""
 
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QSize, Qt, Signal
 from PySide6.QtGui import QCloseEvent
@@ -19,10 +21,11 @@ from PySide6.QtWidgets import (
 
 from ui.icons import app_icon, standard_icon
 from ui.notifier import Level, Notice
-from ui.pages.backends_page import BackendsPage
-from ui.pages.fit_page import FitPage
 from ui.pages.registry import PAGE_NAMES, PAGES
 from ui.services import Services
+
+if TYPE_CHECKING:
+    from ui.pages.fit_page import ChosenPlan
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,27 @@ class NoticeBanner(QFrame):
         self.show()
 
 
+class LazyPages(dict[str, QWidget]):
+    """The window's pages by name, each built the first time it is asked for (`[name]` or
+    `get`): building all of them, and importing their modules, at start-up doubled the
+    time to a window."""
+
+    def __init__(self, build: Callable[[str], QWidget]) -> None:
+        super().__init__()
+        self._build = build
+
+    def __missing__(self, name: str) -> QWidget:
+        if name not in PAGE_NAMES:
+            raise KeyError(name)
+        page = self._build(name)
+        self[name] = page
+        return page
+
+    # dict.get's overloads differ only in typing; this one builds the page as [] does
+    def get(self, name: str, default: QWidget | None = None) -> QWidget | None:  # type: ignore[override]
+        return self[name] if name in PAGE_NAMES else default
+
+
 class MainWindow(QMainWindow):
     """Holds the pages; remembers its geometry and last page in the settings."""
 
@@ -82,15 +106,13 @@ class MainWindow(QMainWindow):
         self.rail.setFrameShape(QFrame.Shape.NoFrame)
         self.rail.setStyleSheet("QListWidget#navigationRail::item { padding: 9px 6px; }")
         self.stack = QStackedWidget()
-        self.pages: dict[str, QWidget] = {}
+        self._stand_ins: dict[str, QWidget] = {}
         for spec in PAGES:
             QListWidgetItem(standard_icon(spec.icon), spec.title, self.rail)
-            page = spec.build(services, lambda: self.show_page("settings"))
-            page.setObjectName(f"{spec.name}Page")
-            self.pages[spec.name] = page
-            self.stack.addWidget(page)
+            self._stand_ins[spec.name] = QWidget()  # until the page is first asked for
+            self.stack.addWidget(self._stand_ins[spec.name])
+        self.pages = LazyPages(self._build_page)
 
-        self._connect_pages()
         self.banner = NoticeBanner()
         content = QWidget()
         content_layout = QVBoxLayout(content)
@@ -111,11 +133,30 @@ class MainWindow(QMainWindow):
         self._restore_state()
 
     # ------------------------------------------------------------------ pages
-    def _connect_pages(self) -> None:
-        """Fit's "Start with this plan" opens the Backends page's Start dialog."""
-        fit, backends = self.pages.get("fit"), self.pages.get("backends")
-        if isinstance(fit, FitPage) and isinstance(backends, BackendsPage):
-            fit.plan_started.connect(backends.start_chosen_plan)
+    def _build_page(self, name: str) -> QWidget:
+        index = PAGE_NAMES.index(name)
+        page = PAGES[index].build(self._services, lambda: self.show_page("settings"))
+        page.setObjectName(f"{name}Page")
+        stand_in = self._stand_ins.pop(name)
+        current = self.stack.currentIndex()
+        self.stack.insertWidget(index, page)
+        self.stack.removeWidget(stand_in)
+        stand_in.deleteLater()
+        self.stack.setCurrentIndex(current)
+        if name == "fit":
+            from ui.pages.fit_page import FitPage
+
+            assert isinstance(page, FitPage)
+            # Fit's "Start with this plan" opens the Backends page's Start dialog.
+            page.plan_started.connect(self._on_fit_plan_started)
+        return page
+
+    def _on_fit_plan_started(self, chosen: "ChosenPlan") -> None:
+        from ui.pages.backends_page import BackendsPage
+
+        backends = self.pages["backends"]
+        if isinstance(backends, BackendsPage):
+            backends.start_chosen_plan(chosen)
 
     @property
     def current_page(self) -> str:
@@ -128,7 +169,7 @@ class MainWindow(QMainWindow):
     def _on_rail_row_changed(self, row: int) -> None:
         if row < 0:
             return
-        self.stack.setCurrentIndex(row)
+        self.stack.setCurrentWidget(self.pages[PAGE_NAMES[row]])
         self._services.settings.set("last_page", PAGE_NAMES[row])
 
     # ------------------------------------------------------------------ state

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from app.chat.client import normalise_base_url
+from app.chat.base_url import normalise_base_url
 from app.engines.plan import LaunchPlan
 from app.library.entries import Entry
 from app.library.loader import load_entry

@@ -90,6 +90,8 @@ class TaskRunner(QObject):
     def _deliver(self, job_id: int, future: "Future[Any]") -> None:
         description, on_done, on_error = self._callbacks.pop(job_id)
         try:
+            if future.cancelled():  # never ran: shutdown dropped it from the queue
+                return
             error = future.exception()
             if error is None:
                 if on_done is not None:

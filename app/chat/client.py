@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from app.chat.base_url import normalise_base_url
 from app.chat.sse import SseDecoder
 from app.chat.stream_parser import (
     ChunkInfo,
@@ -282,22 +283,6 @@ def _timeout_text(exc: httpx.TimeoutException, timeout: httpx.Timeout) -> str:
         return (f"The server sent nothing for {timeout.read:g} s, so the request was given up. "
                 "What had arrived is kept.")
     return f"The request timed out ({type(exc).__name__})."
-
-
-def normalise_base_url(url: str) -> str:
-    """`http://host:8080`, `.../v1` and `.../v1/` all become `http://host:8080/v1`.
-
-    Raises:
-        ValueError: not an http(s) URL.
-    """
-    url = url.strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"not an http(s) URL: {url!r}")
-    if url.endswith("/chat/completions"):
-        url = url[: -len("/chat/completions")]
-    if not url.endswith("/v1"):
-        url += "/v1"
-    return url
 
 
 _ssl_lock = threading.Lock()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import tomli_w
 
-from app.chat.client import normalise_base_url
+from app.chat.base_url import normalise_base_url
 from app.errors import UserError
 from app.secrets import SecretStore
 

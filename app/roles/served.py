@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from app.chat.client import normalise_base_url
+from app.chat.base_url import normalise_base_url
 from app.errors import UserError
+
+if TYPE_CHECKING:
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ class LoraApi:
         self.base_url = normalise_base_url(base_url)
         self.root_url = self.base_url.removesuffix("/v1")
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        import httpx  # here, not at import: the GUI builds its services before the window
+
         self._http = httpx.Client(timeout=REQUEST_TIMEOUT_S)
 
     def close(self) -> None:
@@ -89,6 +92,8 @@ class LoraApi:
         self.close()
 
     def _get(self, url: str) -> Any:
+        import httpx
+
         try:
             response = self._http.get(url, headers=self._headers)
         except httpx.TransportError as exc:
@@ -141,6 +146,8 @@ class LoraApi:
             UserError: the server refused (runtime loading off, a bad path, rank too large)
                 or could not be reached; the message carries the server's reason.
         """
+        import httpx
+
         url = f"{self.base_url}/load_lora_adapter"
         try:
             response = self._http.post(url, json={"lora_name": name, "lora_path": path},

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import httpx
 from psygnal import Signal
 
 from app import __version__
@@ -29,7 +28,7 @@ from app.runtime.backend import LABEL, Backend, BackendState
 from app.runtime.docker_runtime import DockerRuntime, HostUnreachableError
 from app.runtime.failure import explain_exit
 from app.runtime.fit_check import FitVerdict, check_fit
-from app.runtime.health import answers_to_key, probe
+from app.runtime.health import HealthProbe
 from app.runtime.hosts import LOCAL, Host
 from app.runtime.keys import KeyKeeper
 from app.runtime.observed import Foreign, Observed
@@ -106,10 +105,10 @@ class BackendsService:
         self.foreign: list[Foreign] = []
         self.host_errors: dict[str, str] = {}
         self._lock = threading.RLock()
-        self._http = httpx.Client(timeout=2.0, trust_env=False)
+        self._health = HealthProbe()
 
     def close(self) -> None:
-        self._http.close()
+        self._health.close()
         for runtime in self.runtimes.values():
             runtime.close()
 
@@ -202,9 +201,9 @@ class BackendsService:
         elif obs.status in ("running", "restarting", "paused"):
             if backend.state is BackendState.STOPPING:
                 return
-            health = probe(self._http, f"{backend.base_url}/health")
+            health = self._health.state(f"{backend.base_url}/health")
             key = self.keys.get(self._key_ref(backend.host, backend.name))
-            if health == "ready" and key and not answers_to_key(self._http, backend.base_url, key):
+            if health == "ready" and key and not self._health.answers_to_key(backend.base_url, key):
                 backend.set_state(BackendState.STARTING)  # another server holds its port
             elif health == "ready":
                 backend.set_state(BackendState.READY)

@@ -3,6 +3,9 @@
 Everything Rigdeck needs to find a backend again is in the container's labels; the
 API key is in its environment (never its command line). The docker SDK does the
 transport; ssh:// uses the system's `ssh` client, so ~/.ssh/config and agents apply.
+
+The SDK (with paramiko and requests) is imported inside the methods, which run on worker
+threads: at module level it was a quarter of the window's start-up time.
 """
 
 from __future__ import annotations
@@ -13,12 +16,7 @@ import logging
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import docker
-import docker.errors
-import docker.types
-import requests.exceptions
+from typing import TYPE_CHECKING, Any
 
 from app.engines.spec import LaunchSpec
 from app.errors import UserError
@@ -26,6 +24,9 @@ from app.runtime.backend import LABEL
 from app.runtime.failure import explain_start_error
 from app.runtime.hosts import Host
 from app.runtime.observed import Foreign, Observed
+
+if TYPE_CHECKING:
+    import docker
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,15 @@ CLIENT_TIMEOUT_S = 30
 PROBE_TIMEOUT_S = 60.0
 API_VERSION = "1.41"
 """Docker 20.10's API; every engine since answers it."""
-TRANSPORT_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError,
-                    http.client.HTTPException, ValueError)
-"""What a lost engine raises; ValueError: the ssh transport reading a closed pipe."""
+
+
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """What a lost engine raises; ValueError: the ssh transport reading a closed pipe."""
+    import docker.errors
+    import requests.exceptions
+
+    return (docker.errors.DockerException, requests.exceptions.RequestException, OSError,
+            http.client.HTTPException, ValueError)
 
 
 class HostUnreachableError(UserError):
@@ -56,6 +63,8 @@ def _timestamp(text: str | None) -> float | None:
 
 def gpu_request(gpus: tuple[str, ...]) -> list[docker.types.DeviceRequest]:
     """The NVIDIA device request for exactly these GPUs (indexes or UUIDs)."""
+    import docker.types
+
     if not gpus:
         return []
     return [docker.types.DeviceRequest(driver="nvidia", device_ids=list(gpus),
@@ -75,6 +84,8 @@ class DockerRuntime:
         Raises:
             HostUnreachableError: the engine does not answer; the message says how to fix.
         """
+        import docker
+
         if self._client is None:
             socket_path = self.host.url.removeprefix("unix://")
             if self.host.url.startswith("unix://") and not Path(socket_path).exists():
@@ -92,7 +103,7 @@ class DockerRuntime:
                     base_url=self.host.url, timeout=CLIENT_TIMEOUT_S, version=API_VERSION,
                     use_ssh_client=self.host.url.startswith("ssh://"),
                     tls=self.host.url.startswith("tcp://"))
-            except TRANSPORT_ERRORS as exc:
+            except transport_errors() as exc:
                 raise HostUnreachableError(self._unreachable(exc)) from exc
         return self._client
 
@@ -111,11 +122,13 @@ class DockerRuntime:
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """fn(...) with transport failures turned into HostUnreachableError."""
+        import docker.errors
+
         try:
             return fn(*args, **kwargs)
         except docker.errors.APIError:
             raise
-        except TRANSPORT_ERRORS as exc:
+        except transport_errors() as exc:
             self.close()
             raise HostUnreachableError(self._unreachable(exc)) from exc
 
@@ -128,6 +141,8 @@ class DockerRuntime:
         return result
 
     def has_image(self, image: str) -> bool:
+        import docker.errors
+
         try:
             self._call("image", self.client().images.get, image)
         except docker.errors.ImageNotFound:
@@ -149,6 +164,9 @@ class DockerRuntime:
             UserError: the engine refused to start it (e.g. no NVIDIA container runtime),
                 explained; HostUnreachableError when the engine does not answer.
         """
+        import docker.errors
+        import docker.types
+
         client = self.client()
         requests = ([docker.types.DeviceRequest(driver="nvidia", count=-1,
                                                 capabilities=[["gpu", "utility"]])]
@@ -185,6 +203,8 @@ class DockerRuntime:
         return mine, foreign
 
     def inspect(self, ref: str) -> Observed:
+        import docker.errors
+
         try:
             attrs = self._call("inspect", self.client().api.inspect_container, ref)
         except docker.errors.NotFound:
@@ -215,6 +235,9 @@ class DockerRuntime:
                 a model folder that does not exist there, port taken); the message says
                 which, not Docker's raw error.
         """
+        import docker.errors
+        import docker.types
+
         client = self.client()
         if not self.has_image(spec.image):
             raise UserError(
@@ -266,6 +289,8 @@ class DockerRuntime:
         return str(container.id)
 
     def log_tail(self, ref: str, lines: int = 200) -> str:
+        import docker.errors
+
         try:
             raw = self._call("logs", self.client().api.logs, ref, tail=lines)
         except docker.errors.NotFound:
@@ -291,6 +316,8 @@ class DockerRuntime:
 
     def stop(self, ref: str, timeout_s: float, remove: bool) -> None:
         """SIGTERM, SIGKILL after timeout_s (Docker does both), then remove unless kept."""
+        import docker.errors
+
         with contextlib.suppress(docker.errors.NotFound):
             self._call("stop", self.client().api.stop, ref, timeout=int(timeout_s))
             if remove:

@@ -31,7 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.chat.client import ChatClient, normalise_base_url
+from app.chat.base_url import normalise_base_url
+from app.chat.client import ChatClient
 from app.chat.endpoints import EndpointStore
 from app.chat.export import write_jsonl, write_markdown
 from app.chat.history import HistoryStore, Message

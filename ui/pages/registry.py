@@ -1,17 +1,15 @@
-"""The pages of the main window, in the order of the navigation rail."""
+"""The pages of the main window, in the order of the navigation rail.
 
+A page's module is imported when the page is first built, not here: the window builds
+only the page it opens with, so start-up does not pay for the others.
+"""
+
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from PySide6.QtWidgets import QStyle, QWidget
 
-from ui.pages.backends_page import backends_page
-from ui.pages.chat_page import chat_page
-from ui.pages.fit_page import fit_page
-from ui.pages.library_page import library_page
-from ui.pages.monitor_page import monitor_page
-from ui.pages.roles_page import roles_page
-from ui.pages.settings_page import SettingsPage
 from ui.services import Services
 
 SP = QStyle.StandardPixmap
@@ -25,17 +23,25 @@ class PageSpec:
     name: str
     title: str
     icon: QStyle.StandardPixmap
-    build: PageFactory
+    factory: str
+    """`module:function`, a PageFactory."""
+
+    def build(self, services: Services, open_settings: Callable[[], None]) -> QWidget:
+        module, function = self.factory.split(":")
+        factory: PageFactory = getattr(importlib.import_module(module), function)
+        return factory(services, open_settings)
 
 
 PAGES: tuple[PageSpec, ...] = (
-    PageSpec("library", "Library", SP.SP_DirIcon, library_page),
-    PageSpec("fit", "Fit", SP.SP_FileDialogDetailedView, fit_page),
-    PageSpec("backends", "Backends", SP.SP_ComputerIcon, backends_page),
-    PageSpec("monitor", "Monitor", SP.SP_DriveHDIcon, monitor_page),
-    PageSpec("chat", "Chat", SP.SP_MessageBoxQuestion, chat_page),
-    PageSpec("roles", "Roles", SP.SP_FileDialogContentsView, roles_page),
-    PageSpec("settings", "Settings", SP.SP_FileDialogListView, lambda s, _: SettingsPage(s)),
+    PageSpec("library", "Library", SP.SP_DirIcon, "ui.pages.library_page:library_page"),
+    PageSpec("fit", "Fit", SP.SP_FileDialogDetailedView, "ui.pages.fit_page:fit_page"),
+    PageSpec("backends", "Backends", SP.SP_ComputerIcon,
+             "ui.pages.backends_page:backends_page"),
+    PageSpec("monitor", "Monitor", SP.SP_DriveHDIcon, "ui.pages.monitor_page:monitor_page"),
+    PageSpec("chat", "Chat", SP.SP_MessageBoxQuestion, "ui.pages.chat_page:chat_page"),
+    PageSpec("roles", "Roles", SP.SP_FileDialogContentsView, "ui.pages.roles_page:roles_page"),
+    PageSpec("settings", "Settings", SP.SP_FileDialogListView,
+             "ui.pages.settings_page:settings_page"),
 )
 
 PAGE_NAMES = tuple(spec.name for spec in PAGES)

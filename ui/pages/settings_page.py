@@ -252,3 +252,7 @@ class SettingsPage(QWidget):
             self.login_box.blockSignals(True)  # reflect only: the item is already as it is
             self.login_box.setChecked(value)
             self.login_box.blockSignals(False)
+
+
+def settings_page(services: Services, _open_settings: object) -> QWidget:
+    return SettingsPage(services)

@@ -141,7 +141,7 @@ def test_sampling_goes_on_with_the_window_closed_and_stops_at_quit(
     rigdeck = RigdeckApp(qapp, app_paths)
     qtbot.add_widget(rigdeck.window)
     service = rigdeck.services.monitor.service
-    assert service.running
+    qtbot.waitUntil(lambda: service.running, timeout=5000)  # once the event loop runs
     rigdeck.window.hide()  # what closing to the tray does
     seen = service.cost.samples
     qtbot.waitUntil(lambda: service.cost.samples >= seen + 3, timeout=10000)

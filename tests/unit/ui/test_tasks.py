@@ -53,3 +53,23 @@ def test_unexpected_errors_point_to_the_log(qtbot: QtBot, services: Services) ->
     text = posted.args[0].text
     assert text.startswith("Scanning /models failed: division by zero")
     assert str(services.paths.log_file) in text
+
+
+def test_jobs_dropped_at_shutdown_deliver_nothing(qtbot: QtBot) -> None:
+    """Quit while jobs wait in the queue: they never ran, so nothing is delivered and no
+    error (a CancelledError from the dropped future) reaches the event loop."""
+    from ui.notifier import Notifier
+    from ui.tasks import TaskRunner
+
+    notifier = Notifier("log")
+    runner = TaskRunner(notifier, max_workers=1)
+    release = threading.Event()
+    delivered: list[str] = []
+    runner.run(release.wait, description="running", on_done=lambda _: delivered.append("ran"))
+    runner.run(lambda: "queued", description="queued", on_done=delivered.append)
+    threading.Timer(0.2, release.set).start()
+    runner.shutdown()
+    qtbot.waitUntil(lambda: runner.pending == 0, timeout=5000)
+
+    assert delivered == ["ran"]
+    assert notifier.history == []
