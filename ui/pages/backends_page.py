@@ -60,9 +60,13 @@ class BackendsPage(QWidget):
         self.export_button.clicked.connect(self._on_export_button_clicked)
         self.start_button = QPushButton("Start backend…")
         self.start_button.clicked.connect(self._on_start_button_clicked)
-        self.key_note = QLabel(self.feed.service.keys.not_persisted_reason or "")
+        self.key_note = QLabel()
         self.key_note.setWordWrap(True)
-        self.key_note.setVisible(bool(self.key_note.text()))
+        self.key_note.setVisible(False)
+        # Finding the keyring may ask D-Bus: not on the GUI thread.
+        keys = self.feed.service.keys
+        services.tasks.run(lambda: keys.not_persisted_reason, description="Checking the keyring",
+                           on_done=self._on_key_check_done)
         self.hosts_widget = QWidget()
         self.hosts_layout = QVBoxLayout(self.hosts_widget)
         self.log_title = QLabel("Log: choose Logs on a backend")
@@ -224,6 +228,10 @@ class BackendsPage(QWidget):
         self.start_dialog = dialog
         dialog.open()
         return dialog
+
+    def _on_key_check_done(self, reason: str | None) -> None:
+        self.key_note.setText(reason or "")
+        self.key_note.setVisible(bool(reason))
 
     def start_chosen_plan(self, chosen: ChosenPlan) -> None:
         """Fit's "Start with this plan": this page, with the Start dialog prefilled."""

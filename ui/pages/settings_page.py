@@ -165,14 +165,19 @@ class SettingsPage(QWidget):
     def _secrets_group(self) -> QGroupBox:
         group = QGroupBox("API keys and tokens")
         layout = QVBoxLayout(group)
-        reason = self._services.secrets.unavailable_reason()
-        if reason:
-            self.secrets_label = QLabel(f"⚠ {reason}")
-        else:
-            backend = type(self._services.secrets.backend()).__module__.rsplit(".", 1)[-1]
-            self.secrets_label = QLabel(
-                f"API keys and tokens are kept in the system keyring ({backend}), never in files."
-            )
+        self.secrets_label = QLabel("Looking for the system keyring…")
+        secrets = self._services.secrets
+
+        def keyring_state() -> str:  # finding the keyring may ask D-Bus: a worker's job
+            reason = secrets.unavailable_reason()
+            if reason:
+                return f"⚠ {reason}"
+            backend = type(secrets.backend()).__module__.rsplit(".", 1)[-1]
+            return (f"API keys and tokens are kept in the system keyring ({backend}), "
+                    "never in files.")
+
+        self._services.tasks.run(keyring_state, description="Checking the keyring",
+                                 on_done=self.secrets_label.setText)
         self.secrets_label.setWordWrap(True)
         self.secrets_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.secrets_label)

@@ -77,6 +77,7 @@ def _wait_state(qtbot: QtBot, page: BackendsPage, name: str, state: BackendState
     return card
 
 
+@pytest.mark.usefixtures("no_keyring")
 def test_without_docker_the_host_says_what_is_missing_and_how_to_fix_it(
         qtbot: QtBot, make_services: MakeServices, tmp_path: Path) -> None:
     services = make_services(
@@ -90,6 +91,9 @@ def test_without_docker_the_host_says_what_is_missing_and_how_to_fix_it(
     assert "not checked (the engine does not answer)" in text
     assert "processes" not in page.panels  # no llama-server: nothing can run there
     assert page.cards == []
+    # no keyring either: the page says the backends' API keys are not saved
+    qtbot.waitUntil(page.key_note.isVisible, timeout=WAIT_MS)
+    assert "kept in memory only" in page.key_note.text()
     page.export_button.click()  # nothing to export: says so instead of a file dialog
     assert services.notifier.history[-1].text == "No backends to export: start one first."
 

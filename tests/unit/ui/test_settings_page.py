@@ -1,11 +1,8 @@
 """The Settings page writes what the user changes and shows what the keyring can do."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import keyring
 import pytest
-from keyring.backends import fail
 from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
@@ -53,19 +50,12 @@ def test_a_change_made_elsewhere_shows_on_the_page(page: SettingsPage, services:
     assert page.theme_box.currentText() == "Light"
 
 
-@pytest.fixture
-def no_keyring() -> Iterator[None]:
-    previous = keyring.get_keyring()
-    keyring.set_keyring(fail.Keyring())
-    yield
-    keyring.set_keyring(previous)
-
-
 @pytest.mark.usefixtures("no_keyring")
 def test_missing_keyring_is_said_on_the_page(qtbot: QtBot, services: Services) -> None:
     widget = SettingsPage(services)
     qtbot.add_widget(widget)
-    assert "No system keyring is available" in widget.secrets_label.text()
+    qtbot.waitUntil(lambda: "No system keyring is available" in widget.secrets_label.text(),
+                    timeout=5000)
 
 
 def test_start_at_login_writes_and_removes_the_autostart_entry(
