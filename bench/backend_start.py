@@ -18,7 +18,7 @@ import httpx
 
 from app.engines.plan import LaunchPlan
 from app.engines.recipes import launch_spec
-from app.runtime.backends_service import POLL_S, BackendsService
+from app.runtime.backends_service import BackendsService
 from app.runtime.hosts import Host
 from app.runtime.keys import KeyKeeper
 from app.secrets import SecretStore
@@ -26,7 +26,7 @@ from tests.realparts.backend_image import IMAGE
 from tests.realparts.gguf_factory import TinyModelSpec, write_tiny_model
 from tests.realparts.leak_guard import free_port
 
-RUNS = 5
+RUNS = 9
 TIMEOUT_S = 120.0
 
 
@@ -40,6 +40,7 @@ def _by_hand(client: docker.DockerClient, plan: LaunchPlan) -> float:
         volumes={m.source: {"bind": m.target, "mode": "ro"} for m in spec.mounts})
     try:
         with httpx.Client(timeout=2.0, trust_env=False) as http:
+            delays = BackendsService.poll_delays()  # the same schedule as Rigdeck's
             deadline = time.monotonic() + TIMEOUT_S
             while time.monotonic() < deadline:
                 try:
@@ -47,7 +48,7 @@ def _by_hand(client: docker.DockerClient, plan: LaunchPlan) -> float:
                         return time.perf_counter() - started
                 except httpx.HTTPError:
                     pass
-                time.sleep(POLL_S)
+                time.sleep(next(delays))
         raise RuntimeError("not ready by hand")
     finally:
         container.remove(force=True)

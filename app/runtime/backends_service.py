@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 Runtime = DockerRuntime | ProcessRuntime
 READY_TIMEOUT_S = 600.0
 POLL_S = 0.25
+"""The longest wait between two readiness checks."""
+FIRST_POLL_S = 0.02
 STOP_TIMEOUT_S = 10.0
 CLEAN_EXITS = (0, 130, 143)
 
@@ -119,11 +121,14 @@ class BackendsService:
         except KeyError:
             raise UserError(f"unknown host {host!r}; hosts: {', '.join(self.runtimes)}") from None
 
-    def refresh(self) -> list[Backend]:
-        """Ask every host what runs; update states; the backends, sorted by host and name."""
+    def refresh(self, host: str | None = None) -> list[Backend]:
+        """Ask every host (or only `host`) what runs; update states; the backends, sorted by
+        host and name."""
         foreign: list[Foreign] = []
         seen: set[tuple[str, str]] = set()
         for name, runtime in self.runtimes.items():
+            if host is not None and name != host:
+                continue
             try:
                 observed, others = runtime.observe()
             except HostUnreachableError as exc:
@@ -138,11 +143,13 @@ class BackendsService:
                     seen.add(backend.key)
         with self._lock:
             for key in list(self.backends):
+                asked = host is None or key[0] == host
                 host_ok = key[0] not in self.host_errors
-                if key not in seen and host_ok:
+                if key not in seen and asked and host_ok:
                     gone = self.backends.pop(key)
                     gone.set_state(BackendState.STOPPED, "removed")
-            self.foreign = foreign
+            self.foreign = [f for f in self.foreign if host is not None and f.host != host]
+            self.foreign += foreign
             result = sorted(self.backends.values(), key=lambda b: b.key)
         self.changed.emit()
         return result
@@ -261,7 +268,7 @@ class BackendsService:
         runtime = self.runtime(host)
         target = self.hosts[host]
         name = plan.backend_name
-        self.refresh()
+        self.refresh(host)  # only this host: a slow remote one need not hold up a local start
         with self._lock:
             existing = self.backends.get((host, name))
         if existing is not None and existing.state.is_live:
@@ -329,6 +336,16 @@ class BackendsService:
             return plan.port
         return _free_port(address, taken)
 
+    @staticmethod
+    def poll_delays() -> Iterator[float]:
+        """Waits between readiness checks: short at first (a small model is ready within a
+        second, and a fixed 0.25 s step added up to half of that), growing to POLL_S (a
+        large one loads for minutes)."""
+        delay = FIRST_POLL_S
+        while True:
+            yield delay
+            delay = min(delay * 1.5, POLL_S)
+
     def wait_ready(self, backend: Backend, timeout_s: float = READY_TIMEOUT_S) -> Backend:
         """Poll until ready or failed.
 
@@ -337,13 +354,14 @@ class BackendsService:
         """
         runtime = self.runtime(backend.host)
         deadline = time.monotonic() + timeout_s
+        delays = self.poll_delays()
         while time.monotonic() < deadline:
             self._update(backend, runtime.inspect(backend.ref))
             if backend.state is BackendState.READY:
                 return backend
             if backend.state in (BackendState.FAILED, BackendState.STOPPED):
                 raise UserError(f"backend {backend.name} failed: {backend.reason}")
-            time.sleep(POLL_S)
+            time.sleep(next(delays))
         raise UserError(f"backend {backend.name} was not ready within {timeout_s:.0f} s "
                         f"(still {backend.state}); see `rigdeck logs {backend.name}`")
 
