@@ -1,6 +1,7 @@
 """The Linux packages, built from a clean checkout, installed into a fresh tree and run there."""
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from PySide6.QtGui import QImage
 
 from app import __version__
 from app.cli.main import build_parser
+from app.library.library import PROCESS_MIN_READS
 from tests.packaging.conftest import LinuxPackages, install_deb
 from tests.realparts.gguf_factory import TinyModelSpec, write_tiny_model
 
@@ -138,6 +140,27 @@ def test_every_cli_command_runs_in_the_installed_app(
         assert help_run.stdout.startswith(f"usage: rigdeck {command}"), help_run.stdout
     scan = _run([installed, "scan", str(tiny_model.parent)], env)
     assert "tiny.gguf" in scan.stdout or "qwen3" in scan.stdout.lower(), scan.stdout
+
+
+def test_a_large_scan_reads_with_worker_processes_in_the_installed_app(
+    installed_root: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    """From PROCESS_MIN_READS files a scan reads in worker processes, which the bundle
+    starts by running itself again: the result is the checkout's, and nothing else runs."""
+
+    folder = tmp_path / "many"
+    first = write_tiny_model(folder / "model-000.gguf", TinyModelSpec(arch="qwen3"))
+    for index in range(1, PROCESS_MIN_READS + 2):
+        (folder / f"model-{index:03d}.gguf").write_bytes(first.read_bytes())
+    installed = str(installed_root / "usr" / "bin" / "rigdeck")
+    ours = _run([installed, "scan", "--json", str(folder)], env)
+    reference = _run([*VENV_RIGDECK, "scan", "--json", str(folder)], env)
+    assert ours.returncode == 0, ours.stderr
+    assert "Traceback" not in ours.stderr
+    found = json.loads(ours.stdout)
+    assert len(found) == PROCESS_MIN_READS + 2
+    assert all(entry["error"] is None and entry["architecture"] == "qwen3" for entry in found)
+    assert found == json.loads(reference.stdout)
 
 
 def test_the_menu_entry_and_icons_are_installed(installed_root: Path) -> None:

@@ -4,6 +4,7 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Executor
 from pathlib import Path
 
 import pytest
@@ -197,3 +198,42 @@ def test_scanned_event_carries_the_report(library: Library) -> None:
     report = library.rescan()
 
     assert reports == [report]
+
+
+def test_a_large_cold_scan_in_worker_processes_finds_what_threads_find(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From PROCESS_MIN_READS files to read, worker processes read them (on two cores or
+    more): the entries, bad files included, are the ones a threaded scan finds."""
+    import app.library.library as library_module
+
+    copies = library_module.PROCESS_MIN_READS
+    for index in range(copies):
+        shutil.copy(folder / "a.gguf", folder / f"copy-{index:02d}.gguf")
+    (folder / "bad.gguf").write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 16)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # processes even on a one-core machine
+    pools: list[str] = []
+    make_pool = library_module._read_pool
+
+    def recording_pool(reads: int) -> Executor:
+        pool = make_pool(reads)
+        pools.append(type(pool).__name__)
+        return pool
+
+    monkeypatch.setattr(library_module, "_read_pool", recording_pool)
+
+    def scan(name: str) -> ScanReport:
+        library = Library([folder], include_defaults=False, index_path=tmp_path / name)
+        try:
+            return library.rescan()
+        finally:
+            library.close()
+
+    by_processes = scan("processes.sqlite3")
+    monkeypatch.setattr(library_module, "PROCESS_MIN_READS", 10**9)
+    by_threads = scan("threads.sqlite3")
+
+    assert pools == ["ProcessPoolExecutor", "ThreadPoolExecutor"]
+    assert by_processes.read == by_threads.read == copies + 4  # + a.gguf, hf, lora, bad
+    assert by_processes.entries == by_threads.entries
+    assert [e.path.name for e in by_processes.entries if e.error] == ["bad.gguf"]
