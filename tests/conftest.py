@@ -10,7 +10,9 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import keyring
 import pytest
+from keyring.backends import fail
 
 from app.paths import HOME_ENV, AppPaths
 
@@ -40,3 +42,11 @@ def _no_thread_left_behind() -> Iterator[None]:
     still = [t.name for t in leftover if t.is_alive()]
     if still:
         pytest.fail(f"test left threads running: {still}")
+
+@pytest.fixture
+def no_keyring() -> Iterator[None]:
+    """A machine without a working keyring (no Secret Service, KWallet, ...)."""
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    yield
+    keyring.set_keyring(previous)

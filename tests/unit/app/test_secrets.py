@@ -6,7 +6,6 @@ from pathlib import Path
 import keyring
 import keyring.backend
 import pytest
-from keyring.backends import fail
 
 from app.paths import AppPaths
 from app.secrets import SecretStore, SecretStoreUnavailableError
@@ -30,14 +29,6 @@ class _ProcessKeyring(keyring.backend.KeyringBackend):
         if (service, username) not in self.store:
             raise keyring.errors.PasswordDeleteError(username)
         del self.store[(service, username)]
-
-
-@pytest.fixture
-def no_keyring() -> Iterator[None]:
-    previous = keyring.get_keyring()
-    keyring.set_keyring(fail.Keyring())
-    yield
-    keyring.set_keyring(previous)
 
 
 @pytest.fixture

@@ -2,9 +2,7 @@
 
 from collections.abc import Iterator
 
-import keyring
 import pytest
-from keyring.backends import fail
 from pytestqt.qtbot import QtBot
 
 from app.paths import AppPaths
@@ -17,12 +15,3 @@ def services(qtbot: QtBot, app_paths: AppPaths) -> Iterator[Services]:
     built = Services.build(app_paths)
     yield built
     built.shutdown()
-
-
-@pytest.fixture
-def no_keyring() -> Iterator[None]:
-    """A machine without a working keyring (no Secret Service, KWallet, ...)."""
-    previous = keyring.get_keyring()
-    keyring.set_keyring(fail.Keyring())
-    yield
-    keyring.set_keyring(previous)
