@@ -209,7 +209,8 @@ class BackendsService:
             if backend.state is BackendState.STOPPING:
                 return
             health = self._health.state(f"{backend.base_url}/health")
-            key = self.keys.get(self._key_ref(backend.host, backend.name))
+            # the key it was started with (a re-attached one: read from its container)
+            key = backend.api_key or self.keys.get(self._key_ref(backend.host, backend.name))
             if health == "ready" and key and not self._health.answers_to_key(backend.base_url, key):
                 backend.set_state(BackendState.STARTING)  # another server holds its port
             elif health == "ready":
