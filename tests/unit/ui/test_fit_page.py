@@ -103,7 +103,8 @@ def test_a_slider_move_updates_the_bars_with_the_engines_numbers(
     plan = FitPlan(ctx=8192, gpus=(0,), gpu_memory_mib=(GPU_96GB,))
     assert page.current_plan() == plan
     gpu = estimate_llamacpp(read_gguf_header(moe30), plan).devices[0]
-    assert _legend(page)["KV cache"] == round(gpu.kv_mib)
+    # at once, or from the task runner when this machine is too busy for the 30 ms budget
+    qtbot.waitUntil(lambda: _legend(page)["KV cache"] == round(gpu.kv_mib), timeout=10_000)
     assert _legend(page)["KV cache"] > kv_before
     assert f"{gpu.total_mib:,.0f} MiB of 98,304 MiB" in page.gpu_bars[0].status_label.text()
 
@@ -112,7 +113,7 @@ def test_a_slider_move_updates_the_bars_with_the_engines_numbers(
     q8 = estimate_llamacpp(
         read_gguf_header(moe30), replace(plan, cache_type_k="q8_0", cache_type_v="q8_0")
     ).devices[0]
-    assert _legend(page)["KV cache"] == round(q8.kv_mib)
+    qtbot.waitUntil(lambda: _legend(page)["KV cache"] == round(q8.kv_mib), timeout=10_000)
     _planned(qtbot, page)
 
 
@@ -126,7 +127,8 @@ def test_an_impossible_plan_says_why_instead_of_bars(
     assert page.gpu_bars == []
     page.controls.flash_attn.setChecked(True)
     assert page.error_text == ""
-    assert len(page.gpu_bars) == 1
+    # on a busy machine the estimate moves to the task runner (over its 30 ms budget)
+    qtbot.waitUntil(lambda: len(page.gpu_bars) == 1, timeout=10_000)
     _planned(qtbot, page)
 
 
