@@ -86,15 +86,19 @@ class BackendFeed(QObject):
                        description=f"Stopping {backend.name}",
                        on_done=lambda _none: self.refresh())
 
-    def restart_backend(self, backend: Backend) -> None:
-        plan = LaunchPlan.from_json(backend.plan_json)
+    def relaunch_backend(self, backend: Backend, plan: LaunchPlan | None = None, *,
+                         on_done: Callable[[Backend], None] | None = None,
+                         on_error: Callable[[BaseException], None] | None = None) -> None:
+        """`BackendsService.relaunch` on the task runner; `on_done` gets the new backend
+        once it is ready."""
+        def done(result: StartResult) -> None:
+            self.refresh()
+            if on_done is not None:
+                on_done(result.backend)
 
-        def job() -> StartResult:
-            self.service.stop(backend)
-            return self.service.start(plan, backend.host, force=True)
-
-        self.tasks.run(job, description=f"Restarting {backend.name}",
-                       on_done=lambda _r: self.refresh())
+        self.tasks.run(lambda: self.service.relaunch(backend, plan, wait=True),
+                       description=f"Relaunching {backend.name}", on_done=done,
+                       on_error=on_error)
 
     def diagnose(self, on_done: Callable[[list[HostReport]], None]) -> None:
         """The host doctor for every host (a probe container each: seconds)."""

@@ -65,8 +65,8 @@ def plan_with_roles(plan: LaunchPlan, roles: Iterable[Role], *, model: Entry | N
     return RolesLaunch(new, tuple(included), tuple(skipped))
 
 
-def relaunch_with_roles(service: BackendsService, backend: Backend, roles: Iterable[Role]
-                        ) -> StartResult:
+def relaunch_with_roles(service: BackendsService, backend: Backend, roles: Iterable[Role],
+                        *, wait: bool = False) -> StartResult:
     """Stop `backend` and start it again with its plan plus the roles' adapters.
 
     Raises:
@@ -79,5 +79,4 @@ def relaunch_with_roles(service: BackendsService, backend: Backend, roles: Itera
                              adapters=read_adapters(roles))
     if launch.skipped:
         raise RoleError("; ".join(f"role {name!r}: {why}" for name, why in launch.skipped))
-    service.stop(backend)
-    return service.start(launch.plan, backend.host, force=True)
+    return service.relaunch(backend, launch.plan, wait=wait)

@@ -316,6 +316,29 @@ class BackendsService:
             self.wait_ready(backend, timeout_s)
         return StartResult(backend, already_running=False)
 
+    def relaunch(self, backend: Backend, plan: LaunchPlan | None = None, *,
+                 wait: bool = False, timeout_s: float = READY_TIMEOUT_S) -> StartResult:
+        """Stop `backend` and start it again on its host from `plan` (default: its own).
+
+        The one way every caller (the Backends page's Restart, a role's or an expert
+        count's relaunch, the CLI) restarts a backend: the plan is checked before anything
+        stops, the backend keeps its name and, unless the plan says otherwise, its port, so
+        a conversation with it goes on. It is started with `force` (it ran on these GPUs a
+        moment ago; the fit check would count its own memory against it).
+
+        Raises:
+            PlanError: the new plan's values conflict (the backend is left running).
+            UserError: the start failed; the message says why.
+        """
+        old = LaunchPlan.from_json(backend.plan_json)
+        new = plan if plan is not None else old
+        if new.port is None:
+            new = replace(new, port=old.port if old.port is not None else backend.port)
+        check_plan(new)
+        log.info("relaunching %s on %s", backend.name, backend.host)
+        self.stop(backend)
+        return self.start(new, backend.host, force=True, wait=wait, timeout_s=timeout_s)
+
     def _check_files(self, plan: LaunchPlan, host: Host) -> None:
         if host.is_remote:
             return  # the path is on that host; Docker says if it is missing

@@ -215,7 +215,7 @@ class BackendsPage(QWidget):
         self.feed.stop_backend(backend, keep=True)
 
     def _on_card_restart_requested(self, backend: Backend) -> None:
-        self.feed.restart_backend(backend)
+        self.feed.relaunch_backend(backend)
 
     # ------------------------------------------------------------------ starting
     def _on_start_button_clicked(self) -> None:
