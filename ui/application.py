@@ -47,6 +47,7 @@ class RigdeckApp:
         self.services.settings.changed.connect(self._on_settings_changed)
         qapp.styleHints().colorSchemeChanged.connect(self._on_system_colours_changed)
         self._told_about_tray = False
+        self.has_quit = False
 
     def _start_watching(self) -> None:
         self.services.monitor.start()
@@ -99,10 +100,15 @@ class RigdeckApp:
         apply_theme(self.qapp, self.services.settings.get("theme"))
 
     def quit(self) -> None:
-        """Save the window's state, stop workers and leave the event loop."""
+        """Save the window's state, stop workers and leave the event loop (once: the
+        window's close and the tray's Quit may both ask)."""
+        if self.has_quit:
+            return
+        self.has_quit = True
         self._start_timer.stop()  # quit before the event loop ran: start nothing
         if self.window.isVisible():
             self.window.save_state()
+            self.window.hide()
         if self.tray is not None:
             self.tray.hide()
         self.services.shutdown()

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from app.autostart import LoginItem, login_item_for_this_system
+from app.chat.service import ChatService
 from app.paths import AppPaths
 from app.roles.store import RoleStore
 from app.runtime.setup import build_service
@@ -31,6 +32,8 @@ class Services:
     login_item: LoginItem | None
     """Where "start in the tray at login" is written; None where the system has none."""
     roles: RoleFeed
+    chat: ChatService
+    """Conversations with every running backend and saved endpoint (Chat page, tray)."""
 
     @classmethod
     def build(cls, paths: AppPaths) -> "Services":
@@ -54,6 +57,7 @@ class Services:
             library=LibraryFeed.build(settings, paths, tasks),
             login_item=login_item_for_this_system(),
             roles=_build_roles(paths, tasks, notifier, backends),
+            chat=ChatService(paths, secrets, backends.service),
         )
 
     def shutdown(self) -> None:
@@ -61,6 +65,7 @@ class Services:
         self.backends.stop()
         self.library.stop()
         self.tasks.shutdown()
+        self.chat.close()
         self.backends.close()
         self.library.close()
 

@@ -105,6 +105,7 @@ class ReplyRun:
                  support: ThinkingSupport, memory: ThinkingMemory | None = None) -> None:
         self.client = client
         self.store = store
+        self.conversation_id = conversation_id
         self.request = request
         self.settings = settings
         self.endpoint = endpoint
@@ -122,6 +123,10 @@ class ReplyRun:
 
     def cancel(self) -> None:
         self.stream.cancel()
+
+    def close(self) -> None:
+        """Close the run's client (its connections) once the reply has ended."""
+        self.client.close()
 
     def run(self, on_piece: Callable[[Piece], None] | None = None) -> TurnResult:
         """Stream to the end (or to Stop, or to an error); every piece is stored on arrival."""

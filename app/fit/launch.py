@@ -50,3 +50,17 @@ def launch_plan(model: Path, plan: FitPlan | VllmPlan) -> LaunchPlan:
     if isinstance(plan, VllmPlan):
         return _from_vllm(model, plan)
     return _from_llamacpp(model, plan)
+
+
+def fit_plan_of(plan: LaunchPlan, adapter_bytes: int = 0) -> FitPlan:
+    """The Fit plan a llama.cpp LaunchPlan runs (the inverse of `launch_plan`), for
+    estimating a backend that is about to start or already runs."""
+    return FitPlan(
+        ctx=plan.context or 4096, parallel=plan.parallel,
+        batch=plan.batch or LLAMA_DEFAULT_BATCH, ubatch=plan.ubatch or LLAMA_DEFAULT_UBATCH,
+        flash_attn=plan.flash_attn is not False,
+        cache_type_k=plan.cache_type_k or "f16", cache_type_v=plan.cache_type_v or "f16",
+        experts=plan.experts, gpus=tuple(range(len(plan.gpus))),
+        gpu_layers=plan.gpu_layers, n_cpu_moe=min(plan.n_cpu_moe or 0, ALL_LAYERS - 1),
+        cpu_moe_all=(plan.n_cpu_moe or 0) >= ALL_LAYERS,
+        tensor_split=plan.tensor_split, adapter_bytes=adapter_bytes)

@@ -1,116 +1,118 @@
 """Experts per token for MoE models: a launch-time setting, applied by relaunching.
 
-llama.cpp takes `--override-kv <arch>.expert_used_count=int:N`; vLLM takes
-`--hf-overrides '{"num_experts_per_tok": N}'`. The Backends service owns starting and
-stopping; this module only says which choices exist and rewrites a launch command, and
-`relaunch_with_experts` runs the stop/start through callables that service provides, after
-the one confirmation the UI asks for. The conversation is untouched: it lives in history.
+A plan's `experts` becomes the engine's override (llama.cpp `--override-kv
+<arch>.expert_used_count=int:N`, vLLM `--hf-overrides '{"num_experts_per_tok": N}'`; see
+app.engines) and `BackendsService.relaunch` restarts the backend with it. This module says
+which counts a backend can take — 1 … the model's expert count, its default marked — and
+what each does to memory according to the fit planner (it changes only the compute
+buffer: tens of MiB, never the weights).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal, TypeVar
+from dataclasses import dataclass, replace
+from pathlib import Path
 
+from app.engines.plan import LaunchPlan
 from app.errors import UserError
 
 log = logging.getLogger(__name__)
 
-Engine = Literal["llama.cpp", "vllm"]
-MIN_EXPERTS = 2
+MIN_EXPERTS = 1
 
 
 @dataclass(frozen=True)
-class ExpertChoices:
-    """What the user may pick: MIN_EXPERTS … the model's expert count; `default` is marked."""
+class ExpertOption:
+    count: int
+    effect_mib: float | None = None
+    """Memory the plan needs with this count minus with the default (None: not estimated)."""
 
-    total: int
-    default: int
+
+@dataclass(frozen=True)
+class ExpertOffer:
+    """The counts a backend can be relaunched with; `reason` says why there are none."""
+
+    options: tuple[ExpertOption, ...] = ()
+    default: int | None = None
+    current: int | None = None
+    reason: str = ""
 
     @property
-    def values(self) -> list[int]:
-        return list(range(MIN_EXPERTS, self.total + 1))
+    def available(self) -> bool:
+        return bool(self.options)
 
-    def label(self, n: int) -> str:
-        return f"{n} (default)" if n == self.default else str(n)
+    def label(self, option: ExpertOption) -> str:
+        """E.g. "4 experts (-12 MiB)", "8 experts (default)"."""
+        text = f"{option.count} expert{'s' if option.count != 1 else ''}"
+        if option.count == self.default:
+            return f"{text} (default)"
+        if option.effect_mib is not None:
+            return f"{text} ({_mib(option.effect_mib)})"
+        return text
 
-    def check(self, n: int) -> None:
-        """Raises UserError for a count outside the model's range."""
-        if not MIN_EXPERTS <= n <= self.total:
-            raise UserError(f"experts per token must be {MIN_EXPERTS}…{self.total} for this "
-                            f"model, not {n}")
-
-
-def expert_choices(total: int | None, used: int | None) -> ExpertChoices | None:
-    """None for a dense model (no choice to offer)."""
-    if not total or not used or total < MIN_EXPERTS:
-        return None
-    return ExpertChoices(total, used)
-
-
-def _without_flag(command: Sequence[str], flag: str, value_starts: str | None) -> list[str]:
-    out: list[str] = []
-    skip = False
-    for index, arg in enumerate(command):
-        if skip:
-            skip = False
-            continue
-        if arg == flag and index + 1 < len(command) and (
-                value_starts is None or command[index + 1].startswith(value_starts)):
-            skip = True
-            continue
-        if arg.startswith(flag + "=") and (
-                value_starts is None or arg[len(flag) + 1:].startswith(value_starts)):
-            continue
-        out.append(arg)
-    return out
+    def check(self, count: int | None) -> None:
+        """Raises UserError for a count the model does not have."""
+        if not self.available:
+            raise UserError(self.reason)
+        if count is not None and count not in {o.count for o in self.options}:
+            raise UserError(f"experts per token must be {MIN_EXPERTS}…{len(self.options)} "
+                            f"for this model, not {count}")
 
 
-def with_expert_count(command: Sequence[str], engine: Engine, arch: str, n: int | None
-                      ) -> list[str]:
-    """The launch command with experts per token set to `n` (None: the model's default).
-
-    An earlier override of the same key is replaced, other overrides are kept.
-    """
-    if engine == "llama.cpp":
-        key = f"{arch}.expert_used_count="
-        out = _without_flag(command, "--override-kv", key)
-        return out if n is None else [*out, "--override-kv", f"{key}int:{n}"]
-    out = list(command)
-    overrides: dict[str, object] = {}
-    for index, arg in enumerate(out):
-        if arg == "--hf-overrides" and index + 1 < len(out):
-            overrides = json.loads(out[index + 1])
-            break
-    out = _without_flag(out, "--hf-overrides", None)
-    overrides.pop("num_experts_per_tok", None)
-    if n is not None:
-        overrides["num_experts_per_tok"] = n
-    return [*out, "--hf-overrides", json.dumps(overrides)] if overrides else out
+def _mib(change: float) -> str:
+    if abs(change) < 0.05:
+        return "same memory"
+    return f"{change:+.1f} MiB" if abs(change) < 10 else f"{change:+.0f} MiB"
 
 
-P = TypeVar("P")
+def expert_offer(plan: LaunchPlan | None, not_relaunchable: str | None = None
+                 ) -> ExpertOffer:
+    """What the Experts chip offers for a backend started from `plan` (blocking: reads
+    the model's header and runs the fit planner). `not_relaunchable` names a URL or saved
+    endpoint, which has no plan Rigdeck could relaunch."""
+    if plan is None:
+        where = f"{not_relaunchable} is" if not_relaunchable else "this is"
+        return ExpertOffer(reason=f"Experts per token is a launch setting: {where} not a "
+                                  "backend Rigdeck started, so it cannot be relaunched. Start "
+                                  "the model on the Backends page to choose.")
+    from app.library.entries import Model
+    from app.library.loader import load_entry
+
+    entry = load_entry(Path(plan.model))
+    if entry.error:
+        return ExpertOffer(reason=f"the model cannot be read: {entry.error}")
+    if not isinstance(entry, Model):
+        return ExpertOffer(reason=f"{plan.model} is not a model")
+    total, default = entry.experts, entry.experts_used
+    if not total or not default:
+        return ExpertOffer(reason=f"{entry.name or Path(plan.model).name} is a dense model: "
+                                  "it has no experts to choose from")
+    effects = _effects(plan, total, default)
+    return ExpertOffer(
+        tuple(ExpertOption(n, effects.get(n)) for n in range(MIN_EXPERTS, total + 1)),
+        default=default, current=plan.experts or default)
 
 
-def relaunch_with_experts(plan: P, n: int | None, *, choices: ExpertChoices,
-                          set_experts: Callable[[P, int | None], P],
-                          stop: Callable[[], None], start: Callable[[P], None]) -> P:
-    """Stop the backend and start it again from `plan` with `n` experts per token.
+def _effects(plan: LaunchPlan, total: int, default: int) -> dict[int, float]:
+    """Total memory (every GPU and the host) per count, minus the default's, from the
+    llama.cpp estimator; empty where it cannot say (vLLM, a folder, a planner gap)."""
+    if plan.engine != "llamacpp" or not plan.model.endswith(".gguf"):
+        return {}
+    from app.fit.launch import fit_plan_of
+    from app.fit.llamacpp_estimate import estimate_llamacpp
+    from app.library.gguf import read_gguf_header
 
-    `set_experts` makes the new plan (e.g. `dataclasses.replace(plan, experts=n)`, or
-    `with_expert_count` over a command list); `stop`/`start` come from the Backends service.
-    Returns the new plan.
+    try:
+        header = read_gguf_header(Path(plan.model))
+        base = fit_plan_of(plan)
 
-    Raises:
-        UserError: `n` is out of range; errors of `stop`/`start` pass through.
-    """
-    if n is not None:
-        choices.check(n)
-    new_plan = set_experts(plan, n)
-    log.info("relaunching with %s experts per token", n if n is not None else "default")
-    stop()
-    start(new_plan)
-    return new_plan
+        def needed(count: int) -> float:
+            estimate = estimate_llamacpp(header, replace(base, experts=count))
+            return sum(d.total_mib for d in estimate.devices) + estimate.host.total_mib
+
+        reference = needed(default)
+        return {n: needed(n) - reference for n in range(MIN_EXPERTS, total + 1)}
+    except Exception as exc:  # a planner gap must not hide the choice itself
+        log.info("expert-count memory not estimated for %s: %s", plan.model, exc)
+        return {}

@@ -209,8 +209,7 @@ class BackendsService:
             if backend.state is BackendState.STOPPING:
                 return
             health = self._health.state(f"{backend.base_url}/health")
-            # the key it was started with (a re-attached one: read from its container)
-            key = backend.api_key or self.keys.get(self._key_ref(backend.host, backend.name))
+            key = self.api_key(backend)
             if health == "ready" and key and not self._health.answers_to_key(backend.base_url, key):
                 backend.set_state(BackendState.STARTING)  # another server holds its port
             elif health == "ready":
@@ -228,6 +227,20 @@ class BackendsService:
             tail = self.runtime(backend.host).log_tail(backend.ref, 400)
             backend.set_state(BackendState.FAILED, explain_exit(
                 obs.exit_code, tail, oom_killed=obs.oom_killed, port=backend.port))
+
+    def known(self) -> list[Backend]:
+        """The backends the last refresh found (and those started since), by host and name."""
+        with self._lock:
+            return sorted(self.backends.values(), key=lambda b: b.key)
+
+    def get(self, host: str, name: str) -> Backend | None:
+        with self._lock:
+            return self.backends.get((host, name))
+
+    def api_key(self, backend: Backend) -> str | None:
+        """The key `backend` was started with: held since its start or read back from its
+        container or process, else from the keyring (blocking: may ask the keyring)."""
+        return backend.api_key or self.keys.get(self._key_ref(backend.host, backend.name))
 
     def find(self, name: str, host: str | None = None) -> Backend:
         """The backend called `name` (on `host`, or the only one of that name).

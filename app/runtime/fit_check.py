@@ -68,18 +68,12 @@ def check_fit(plan: LaunchPlan, host: Host) -> FitVerdict:
     if free is None:
         return FitVerdict(True, message="GPU memory could not be read (no NVIDIA driver)")
     try:
-        from app.fit.plan import FitPlan
+        from app.fit.launch import fit_plan_of
         from app.fit.planner import plan_fit
         from app.library.gguf import read_gguf_header
 
         header = read_gguf_header(Path(plan.model))
-        fit_plan = FitPlan(
-            ctx=plan.context or 4096, parallel=plan.parallel,
-            flash_attn=plan.flash_attn is not False,
-            cache_type_k=plan.cache_type_k or "f16", cache_type_v=plan.cache_type_v or "f16",
-            experts=plan.experts, gpus=tuple(range(len(plan.gpus))),
-            gpu_layers=plan.gpu_layers, n_cpu_moe=plan.n_cpu_moe or 0,
-            tensor_split=plan.tensor_split, adapter_bytes=adapter_bytes(plan.adapters))
+        fit_plan = fit_plan_of(plan, adapter_bytes(plan.adapters))
         result = plan_fit(header, fit_plan, free)
     except Exception as exc:  # a planner gap must not block a start
         log.info("fit check skipped for %s: %s", plan.model, exc)

@@ -1,9 +1,10 @@
 """The Chat page: conversations on the left, the conversation and its controls on the right.
 
-The page talks to app.chat only: a HistoryStore for the conversations, a ChatClient per
-reply (run in the task runner by ReplyStreamController), presets and the thinking switch
-from app.presets. Until the Backends service exists, a backend is a URL or a saved
-endpoint; the Experts chip says why it is not available for a URL.
+The page adapts the ChatService (services.chat): the backend picker lists Rigdeck's
+running backends first, then saved endpoints, and takes a URL; every reply is a ReplyRun
+from the service, streamed on the task runner by ReplyStreamController. The Experts chip
+relaunches a MoE backend Rigdeck started, after one confirmation, and the conversation
+goes on; for a URL or a dense model it is disabled with the reason.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMenu,
+    QMessageBox,
     QPushButton,
     QSplitter,
     QToolButton,
@@ -31,15 +33,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.chat.base_url import normalise_base_url
-from app.chat.client import ChatClient
-from app.chat.endpoints import EndpointStore
-from app.chat.export import write_jsonl, write_markdown
-from app.chat.history import HistoryStore, Message
-from app.chat.session import ReplyRun, TurnResult, TurnSettings, build_request, detect_support
+from app.chat.history import Message
+from app.chat.service import ChatService
+from app.chat.session import ReplyRun, TurnResult, TurnSettings
+from app.chat.targets import ChatTarget
 from app.errors import UserError
-from app.presets.presets import Preset, PresetStore
-from app.presets.thinking import ThinkingMemory, ThinkingSupport, support_from_template
+from app.presets.experts import ExpertOffer
+from app.presets.presets import Preset
+from app.presets.thinking import ThinkingSupport, support_from_template
 from app.roles.requests import RoleRequest
 from app.roles.role import RoleError
 from ui.chat_input import ChatInputWidget
@@ -61,19 +62,21 @@ class ChatPage(QWidget):
     def __init__(self, services: Services) -> None:
         super().__init__()
         self._services = services
-        paths = services.paths
-        self.store = HistoryStore.in_data_folder(paths.data)
-        self.presets = PresetStore(paths.config / "presets")
-        self.endpoints = EndpointStore(paths.config / "endpoints.toml", services.secrets)
-        self.memory = ThinkingMemory(paths.data / "thinking_switch.json")
+        self.chat: ChatService = services.chat
         self.controller = ReplyStreamController(services.tasks)
         self.controller.frame.connect(self._on_controller_frame)
         self.controller.finished.connect(self._on_controller_finished)
         self.controller.failed.connect(self._on_controller_failed)
         self.support: ThinkingSupport = support_from_template(None)
         self.conversation_id: int | None = None
+        self.target: ChatTarget | None = None
+        """The backend chosen in the picker (None: nothing usable chosen)."""
+        self.expert_offer: ExpertOffer | None = None
+        self.experts_confirm: QMessageBox | None = None
+        """The open "relaunch with N experts?" question, if any."""
+        self._relaunching = False
         self._editing: int | None = None
-        self._client: ChatClient | None = None
+        self._run: ReplyRun | None = None
         self._streaming_widget: MessageWidget | None = None
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -85,7 +88,7 @@ class ChatPage(QWidget):
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.stop)
-        self.destroyed.connect(self.store.close)
+        services.backends.updated.connect(self._on_backends_updated)
         # PySide6 builds a text view's Python types on first use (~35 ms): pay it now,
         # not on the first Send while the window should stay responsive.
         TextView(markdown=True).deleteLater()
@@ -154,10 +157,12 @@ class ChatPage(QWidget):
         top.addWidget(QLabel("Backend"))
         self.endpoint_box = QComboBox()
         self.endpoint_box.setEditable(True)
-        self.endpoint_box.setMinimumWidth(320)
+        self.endpoint_box.setMinimumWidth(420)
+        self.endpoint_box.setToolTip("Rigdeck's running backends come first (their API keys "
+                                     "are used for you), then saved endpoints; or type a URL.")
         line = self.endpoint_box.lineEdit()
         assert line is not None  # the box is editable
-        line.setPlaceholderText("http://127.0.0.1:8080 or a saved name")
+        line.setPlaceholderText("a running backend, a saved name or http://127.0.0.1:8080")
         line.editingFinished.connect(self._on_endpoint_box_edited)
         self.endpoint_box.activated.connect(self._on_endpoint_box_edited)
         top.addWidget(self.endpoint_box, 1)
@@ -176,7 +181,7 @@ class ChatPage(QWidget):
         chips = QHBoxLayout()
         self.preset_box = QComboBox()
         self.preset_box.addItem(NO_PRESET)
-        for name, preset in self.presets.all().items():
+        for name, preset in self.chat.presets.all().items():
             self.preset_box.addItem(name)
             self.preset_box.setItemData(self.preset_box.count() - 1, preset.description,
                                         Qt.ItemDataRole.ToolTipRole)
@@ -188,12 +193,8 @@ class ChatPage(QWidget):
         self.think_button.setChecked(True)
         chips.addWidget(self.think_button)
         self.experts_box = QComboBox()
-        self.experts_box.addItem("Experts: model default")
-        self.experts_box.setEnabled(False)
-        self.experts_box.setToolTip(
-            "Experts per token is a launch setting: it needs a MoE backend started by Rigdeck "
-            "(Backends page), which is relaunched after one confirmation. A URL cannot be "
-            "relaunched.")
+        self.experts_box.activated.connect(self._on_experts_box_activated)
+        self._show_expert_offer(None)
         chips.addWidget(self.experts_box)
         self.role_box = RoleChipWidget(self._services.roles)
         self._services.roles.chosen.connect(self._on_roles_chosen)
@@ -212,7 +213,7 @@ class ChatPage(QWidget):
         current = self.conversation_id
         self.conversation_list.blockSignals(True)
         self.conversation_list.clear()
-        for conversation in self.store.conversations(self.search_edit.text()):
+        for conversation in self.chat.history.conversations(self.search_edit.text()):
             item = QListWidgetItem(conversation.title)
             item.setData(Qt.ItemDataRole.UserRole, conversation.id)
             item.setToolTip(conversation.endpoint or "")
@@ -224,9 +225,10 @@ class ChatPage(QWidget):
     def open_conversation(self, conversation_id: int | None) -> None:
         self.conversation_id = conversation_id
         self._editing = None
-        messages = self.store.messages(conversation_id) if conversation_id else []
+        history = self.chat.history
+        messages = history.messages(conversation_id) if conversation_id else []
         self.message_list.set_messages(messages)
-        conversation = self.store.conversation(conversation_id) if conversation_id else None
+        conversation = history.conversation(conversation_id) if conversation_id else None
         if conversation and conversation.endpoint:
             self.set_endpoint(conversation.endpoint)
         if conversation and conversation.preset:
@@ -254,7 +256,7 @@ class ChatPage(QWidget):
     def _on_rename_button_clicked(self) -> None:
         if self.conversation_id is None:
             return
-        conversation = self.store.conversation(self.conversation_id)
+        conversation = self.chat.history.conversation(self.conversation_id)
         title, ok = QInputDialog.getText(self, "Rename conversation", "Title",
                                          text=conversation.title if conversation else "")
         if ok:
@@ -262,12 +264,12 @@ class ChatPage(QWidget):
 
     def rename_conversation(self, title: str) -> None:
         if self.conversation_id is not None:
-            self.store.rename(self.conversation_id, title)
+            self.chat.history.rename(self.conversation_id, title)
             self.refresh_conversations()
 
     def _on_delete_button_clicked(self) -> None:
         if self.conversation_id is not None and not self.controller.running:
-            self.store.delete(self.conversation_id)
+            self.chat.history.delete(self.conversation_id)
             self.conversation_id = None
             self.refresh_conversations()
             self.open_conversation(None)
@@ -284,65 +286,94 @@ class ChatPage(QWidget):
         """Write the export; returns how many conversations went in."""
         ids = [self.conversation_id] if current_only and self.conversation_id else None
         try:
-            with path.open("w", encoding="utf-8") as out:
-                count = (write_jsonl(self.store, out, ids) if fmt == "jsonl"
-                         else write_markdown(self.store, out, ids))
-        except OSError as exc:
-            self._services.notifier.error("Exporting conversations",
-                                          UserError(f"cannot write {path}: {exc}"))
+            count = self.chat.export(path, fmt, ids)
+        except UserError as exc:
+            self._services.notifier.error("Exporting conversations", exc)
             return 0
         self._services.notifier.info(f"Exported {count} conversation(s) to {path}")
         return count
 
-    # ------------------------------------------------------------------ endpoint
+    # ------------------------------------------------------------------ backend
     def _reload_endpoints(self) -> None:
+        """Fill the picker: running backends, then saved endpoints; what is typed stays."""
         text = self.endpoint_box.currentText()
         self.endpoint_box.blockSignals(True)
         self.endpoint_box.clear()
-        for endpoint in self.endpoints.all():
-            self.endpoint_box.addItem(endpoint.name, endpoint.url)
+        for target in self.chat.targets():
+            self.endpoint_box.addItem(target.label, target.name)
+            self.endpoint_box.setItemData(self.endpoint_box.count() - 1, target.url,
+                                          Qt.ItemDataRole.ToolTipRole)
         self.endpoint_box.setEditText(text)
         self.endpoint_box.blockSignals(False)
 
+    def _on_backends_updated(self, _backends: list[object]) -> None:
+        before = [self.endpoint_box.itemData(i) for i in range(self.endpoint_box.count())]
+        self._reload_endpoints()
+        after = [self.endpoint_box.itemData(i) for i in range(self.endpoint_box.count())]
+        if self.target is not None and self.target.kind == "backend":
+            if self.target.name not in after and not self._relaunching:
+                self.status_label.setText("Not running")
+                self.status_label.setToolTip(f"{self.target.name} no longer runs; start it "
+                                             "again on the Backends page.")
+        elif (self.target is None and not self.endpoint_box.currentText().strip()
+              and after != before and self.chat.running_backends()):
+            self.set_endpoint(str(after[0]))  # one started: a new user need not pick it
+
     def set_endpoint(self, text: str) -> None:
-        """Choose the backend by saved name or URL, and find out how it switches thinking."""
+        """Choose the backend by name (running or saved), its picker label, or a URL."""
         self.endpoint_box.setEditText(text)
         self._on_endpoint_box_edited()
 
-    def endpoint(self) -> tuple[str, str, str | None] | None:
-        """(name, url, api key) of the chosen backend, None when nothing usable is chosen."""
+    def endpoint(self) -> ChatTarget | None:
+        """The chosen backend as the picker shows it now; None when nothing usable is
+        chosen."""
         text = self.endpoint_box.currentText().strip()
-        if not text:
-            return None
-        for saved in self.endpoints.all():
-            if saved.name == text:
-                return saved.name, saved.url, self.endpoints.api_key(saved)
+        index = self.endpoint_box.findText(text)
+        if index >= 0:
+            text = str(self.endpoint_box.itemData(index))
         try:
-            return text, normalise_base_url(text), None
-        except ValueError:
+            return self.chat.resolve(text)
+        except UserError:
             return None
 
     def _on_endpoint_box_edited(self, *_: object) -> None:
-        chosen = self.endpoint()
-        if chosen is None:
-            self.status_label.setText("Enter a server URL")
+        target = self.endpoint()
+        self.target = target
+        self._show_expert_offer(None)
+        if target is None:
+            self.status_label.setText("Choose a backend" if not self.endpoint_box.currentText()
+                                      .strip() else "Unknown backend")
+            self.status_label.setToolTip("Pick a running backend or a saved endpoint, or "
+                                         "type a URL such as http://127.0.0.1:8080.")
             return
-        name, url, key = chosen
+        if target.kind == "backend":
+            index = self.endpoint_box.findData(target.name)
+            self.endpoint_box.blockSignals(True)
+            self.endpoint_box.setCurrentIndex(index)
+            self.endpoint_box.blockSignals(False)
         self.status_label.setText("Checking…")
-        self.role_box.set_backend(url, key)
+        self._probe(target)
+        if target.kind == "backend":
+            self._services.tasks.run(lambda: self.chat.expert_offer(target),
+                                     description=f"Reading the experts of {target.name}",
+                                     on_done=lambda offer: self._on_offer_done(target, offer))
+        else:  # a URL or saved endpoint: no plan to read, the reason alone
+            self._show_expert_offer(self.chat.expert_offer(target))
 
-        def probe() -> ThinkingSupport | None:
-            with ChatClient(url, key) as client:
-                if not client.reachable():
-                    return None
-                return detect_support(client, name, self.memory)
+    def _probe(self, target: ChatTarget) -> None:
+        chat = self.chat
 
-        self._services.tasks.run(probe, description=f"Asking {url} about its template",
-                                 on_done=self._on_probe_done)
+        def probe() -> tuple[ThinkingSupport | None, str | None]:
+            return chat.probe(target), chat.api_key(target)
 
-    def _on_probe_done(self, support: ThinkingSupport | None) -> None:
-        if not shiboken6.isValid(self.status_label):
-            return  # the page was closed while the probe ran
+        self._services.tasks.run(probe, description=f"Asking {target.url} about its template",
+                                 on_done=lambda found: self._on_probe_done(target, *found))
+
+    def _on_probe_done(self, target: ChatTarget, support: ThinkingSupport | None,
+                       api_key: str | None) -> None:
+        if not shiboken6.isValid(self.status_label) or target != self.target:
+            return  # the page was closed, or another backend chosen, while it ran
+        self.role_box.set_backend(target.url, api_key)
         if support is None:
             self.status_label.setText("Not reachable")
             self.status_label.setToolTip("Nothing answers at this address yet; start the "
@@ -356,7 +387,7 @@ class ChatPage(QWidget):
         self.think_button.setEnabled(support.available)
         self.think_button.setToolTip(support.reason if support.available else
                                      f"Thinking cannot be switched: {support.reason}")
-        if self.endpoint() is not None:
+        if self.target is not None:
             self.status_label.setText("Ready" if support.available else "Ready (no think switch)")
 
     def _on_save_endpoint_button_clicked(self) -> None:
@@ -372,17 +403,92 @@ class ChatPage(QWidget):
 
     def save_endpoint(self, name: str, url: str, api_key: str | None) -> None:
         try:
-            self.endpoints.save(name, url, api_key)
+            self.chat.save_endpoint(name, url, api_key)
         except UserError as exc:
             self._services.notifier.error("Saving the endpoint", exc)
             return
         self._reload_endpoints()
         self.set_endpoint(name)
 
+    # ------------------------------------------------------------------ experts
+    def _on_offer_done(self, target: ChatTarget, offer: ExpertOffer) -> None:
+        if shiboken6.isValid(self.experts_box) and target == self.target:
+            self._show_expert_offer(offer)
+
+    def _show_expert_offer(self, offer: ExpertOffer | None) -> None:
+        """Fill the Experts chip: the counts with their memory effect, or the reason."""
+        self.expert_offer = offer
+        box = self.experts_box
+        box.blockSignals(True)
+        box.clear()
+        if offer is None or not offer.available:
+            box.addItem("Experts: —")
+            box.setEnabled(False)
+            box.setToolTip(offer.reason if offer is not None else
+                           "Experts per token: choose a running MoE backend first.")
+        else:
+            for option in offer.options:
+                box.addItem(f"Experts: {offer.label(option)}", option.count)
+            box.setCurrentIndex(max(box.findData(offer.current), 0))
+            box.setEnabled(not self._relaunching)
+            box.setToolTip("Experts per token, with what each count changes in memory (fit "
+                           "planner). Choosing one relaunches the backend after one "
+                           "confirmation; the conversation goes on.")
+        box.blockSignals(False)
+
+    def _on_experts_box_activated(self, index: int) -> None:
+        offer, target = self.expert_offer, self.target
+        count = self.experts_box.itemData(index)
+        if offer is None or target is None or count is None or count == offer.current:
+            return
+        self.experts_box.setCurrentIndex(max(self.experts_box.findData(offer.current), 0))
+        question = QMessageBox(
+            QMessageBox.Icon.Question, "Relaunch with another expert count",
+            f"Relaunch {target.name} with {count} experts per token? The server restarts "
+            "(the model is loaded again); this conversation stays and goes on with it.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
+        question.setDefaultButton(QMessageBox.StandardButton.Yes)
+        question.finished.connect(
+            lambda answer: self._on_experts_confirm_finished(target, int(count), answer))
+        self.experts_confirm = question
+        question.open()
+
+    def _on_experts_confirm_finished(self, target: ChatTarget, count: int, answer: int) -> None:
+        self.experts_confirm = None
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        self._relaunching = True
+        self.experts_box.setEnabled(False)
+        self.status_label.setText(f"Relaunching with {count} experts…")
+        self._update_buttons()
+        chat = self.chat
+        self._services.tasks.run(lambda: chat.relaunch_with_experts(target, count),
+                                 description=f"Relaunching {target.name} with {count} experts",
+                                 on_done=self._on_experts_relaunched,
+                                 on_error=self._on_experts_relaunch_failed)
+
+    def _on_experts_relaunched(self, target: ChatTarget) -> None:
+        self._relaunching = False
+        self._services.backends.refresh()
+        self._services.notifier.info(f"{target.name} runs again, with the expert count chosen")
+        if shiboken6.isValid(self) and self.target is not None \
+                and self.target.name == target.name:
+            self.set_endpoint(target.name)
+            self._update_buttons()
+
+    def _on_experts_relaunch_failed(self, error: BaseException) -> None:
+        self._relaunching = False
+        self._services.notifier.error("Relaunching with another expert count", error)
+        self._services.backends.refresh()
+        if shiboken6.isValid(self):
+            self.status_label.setText("The relaunch failed")
+            self._show_expert_offer(self.expert_offer)
+            self._update_buttons()
+
     # ------------------------------------------------------------------ presets
     def preset(self) -> Preset | None:
         name = self.preset_box.currentText()
-        return None if name == NO_PRESET else self.presets.all().get(name)
+        return None if name == NO_PRESET else self.chat.presets.all().get(name)
 
     def _on_preset_box_text_changed(self, _name: str) -> None:
         preset = self.preset()
@@ -404,54 +510,62 @@ class ChatPage(QWidget):
         else:
             self.send(self.input.toPlainText().strip())
 
+    def _settings(self) -> TurnSettings | None:
+        """This turn's choices; None (told to the user) when the role is not ready."""
+        try:
+            role: RoleRequest | None = self.role_box.role_request()
+        except RoleError as exc:
+            self._services.notifier.error("Sending with a role", exc)
+            return None
+        return TurnSettings(thinking=self.thinking(), preset=self.preset(), role=role)
+
+    def _ready_target(self) -> ChatTarget | None:
+        if self._relaunching:
+            self._services.notifier.warning("The backend is being relaunched; send again "
+                                            "once it is ready.")
+            return None
+        if self.target is None:
+            self._services.notifier.warning(
+                "Choose a backend first: pick a running one in the Backend box above the "
+                "chat (start one on the Backends page), or enter its URL "
+                "(e.g. http://127.0.0.1:8080).")
+        return self.target
+
     def send(self, text: str) -> None:
         """Send `text` as the user's next message (replacing the one being edited)."""
         if not text or self.controller.running:
             return
-        chosen = self.endpoint()
-        if chosen is None:
-            self._services.notifier.warning("Choose a backend first: enter its URL "
-                                            "(e.g. http://127.0.0.1:8080) above the chat.")
+        target = self._ready_target()
+        settings = self._settings() if target is not None else None
+        if target is None or settings is None:
             return
-        name, _url, _key = chosen
-        ready, role = self._role_request()
-        if not ready:
-            return
-        preset = self.preset()
-        if self.conversation_id is None:
-            title = " ".join(text.split())[:60]
-            self.conversation_id = self.store.create_conversation(
-                title, endpoint=name, preset=preset.name if preset else None).id
-        elif self._editing is not None:
-            self.store.delete_messages_from(self._editing)
+        run = self.chat.send(self.conversation_id, text, target, settings,
+                             replacing=self._editing)
+        self.conversation_id = run.conversation_id
         self._editing = None
-        self.store.set_conversation_settings(self.conversation_id, endpoint=name, model=None,
-                                             preset=preset.name if preset else None)
-        self.store.add_message(self.conversation_id, "user", text)
         self.input.clear()
-        self._start_reply(role)
+        self._start_reply(run)
 
     def regenerate(self) -> None:
         """Ask again for the last reply (it is replaced)."""
         if self.conversation_id is None or self.controller.running:
             return
-        ready, role = self._role_request()
-        if not ready:
+        target = self._ready_target()
+        settings = self._settings() if target is not None else None
+        if target is None or settings is None:
             return
-        messages = self.store.messages(self.conversation_id)
-        if messages and messages[-1].role == "assistant":
-            self.store.delete_messages_from(messages[-1].id)
-        if self.store.messages(self.conversation_id):
-            self._start_reply(role)
+        run = self.chat.regenerate(self.conversation_id, target, settings)
+        if run is not None:
+            self._start_reply(run)
 
     def edit_last(self) -> None:
         """Put the last user message back into the box; sending replaces it and what followed."""
         if self.conversation_id is None or self.controller.running:
             return
-        users = [m for m in self.store.messages(self.conversation_id) if m.role == "user"]
-        if users:
-            self._editing = users[-1].id
-            self.input.setPlainText(users[-1].content)
+        message = self.chat.last_user_message(self.conversation_id)
+        if message is not None:
+            self._editing = message.id
+            self.input.setPlainText(message.content)
             self.input.setFocus()
 
     def stop(self) -> None:
@@ -461,27 +575,11 @@ class ChatPage(QWidget):
         self.stop()  # a stream must not outlive its page
         super().closeEvent(event)
 
-    def _role_request(self) -> tuple[bool, RoleRequest | None]:
-        """(ready, the chosen role's request fields); not ready is told to the user."""
-        try:
-            return True, self.role_box.role_request()
-        except RoleError as exc:
-            self._services.notifier.error("Sending with a role", exc)
-            return False, None
-
-    def _start_reply(self, role: RoleRequest | None) -> None:
-        assert self.conversation_id is not None
-        chosen = self.endpoint()
-        assert chosen is not None
-        name, url, key = chosen
-        settings = TurnSettings(thinking=self.thinking(), preset=self.preset(), role=role)
-        history = self.store.messages(self.conversation_id)
-        request = build_request(history, settings, self.support)
-        self._client = ChatClient(url, key)
-        run = ReplyRun(self._client, self.store, self.conversation_id, request, settings,
-                       endpoint=name, support=self.support, memory=self.memory)
-        self.message_list.sync(history)
-        message = self.store.message(run.message_id)
+    def _start_reply(self, run: ReplyRun) -> None:
+        history = self.chat.history
+        self._run = run
+        self.message_list.sync(history.messages(run.conversation_id))
+        message = history.message(run.message_id)
         assert message is not None
         self._streaming_widget = self.message_list.append(message)
         self.controller.start(run)
@@ -506,15 +604,16 @@ class ChatPage(QWidget):
         if self._streaming_widget is not None and message is not None:
             self._streaming_widget.show_message(message)
         self._streaming_widget = None
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        if self._run is not None:
+            self._run.close()
+            self._run = None
         self._update_buttons()
         self.refresh_conversations()
 
     def _update_buttons(self) -> None:
         running = self.controller.running
         self.send_button.setText("Stop" if running else "Send")
+        self.send_button.setEnabled(running or not self._relaunching)
         has_messages = bool(self.message_list.widgets)
         self.regenerate_button.setEnabled(not running and has_messages)
         self.edit_button.setEnabled(not running and has_messages)

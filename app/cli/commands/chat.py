@@ -13,19 +13,19 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from app.chat.client import ChatClient, Timeouts
-from app.chat.endpoints import EndpointStore
+from app.chat.client import Timeouts
 from app.chat.export import write_jsonl, write_markdown
 from app.chat.history import HistoryStore
-from app.chat.session import ReplyRun, TurnSettings, build_request, detect_support
+from app.chat.service import ChatService
+from app.chat.session import TurnSettings
 from app.chat.stream_parser import Piece
+from app.chat.targets import ChatTarget
 from app.errors import UserError
 from app.paths import AppPaths
-from app.presets.presets import PresetStore
-from app.presets.thinking import ThinkingMemory
 from app.roles.binding import base_request, bind_role
 from app.roles.served import LoraApi
 from app.roles.store import RoleStore
+from app.runtime.setup import build_service
 from app.secrets import SecretStore
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Send a prompt to an OpenAI-compatible server and stream the answer.")
     parser.add_argument("prompt", nargs="?", help="the message to send ('-' reads stdin)")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--backend", metavar="NAME", help="a saved endpoint by name")
+    where.add_argument("--backend", metavar="NAME",
+                       help="a running backend by name (see rigdeck ps), else a saved endpoint")
     where.add_argument("--url", help="a server's base URL, e.g. http://127.0.0.1:8080")
     think = parser.add_mutually_exclusive_group()
     think.add_argument("--think", dest="thinking", action="store_const", const=True,
@@ -80,55 +81,59 @@ def run(args: argparse.Namespace) -> int:
     return _chat(paths, args, prompt)
 
 
-def _endpoint(paths: AppPaths, args: argparse.Namespace) -> tuple[str, str, str | None]:
-    """(name, url, api key) of the server to talk to."""
-    endpoints = EndpointStore(paths.config / "endpoints.toml", SecretStore())
-    if args.url:
-        return args.url, args.url, None
-    if args.backend:
-        endpoint = endpoints.get(args.backend)
-        return endpoint.name, endpoint.url, endpoints.api_key(endpoint)
-    saved = endpoints.all()
-    if len(saved) == 1:
-        return saved[0].name, saved[0].url, endpoints.api_key(saved[0])
-    raise UserError("which server? Pass --url http://HOST:PORT or --backend NAME "
-                    f"(saved: {', '.join(e.name for e in saved) or 'none'})")
+def _service(paths: AppPaths, *, no_save: bool = False) -> ChatService:
+    """The chat service with the backends every host runs now (an unreachable host is
+    skipped: a saved endpoint or URL still works)."""
+    backends = build_service(paths)
+    backends.refresh()
+    return ChatService(paths, SecretStore(), backends,
+                       history=HistoryStore(None) if no_save else None)
+
+
+def _target(service: ChatService, args: argparse.Namespace) -> ChatTarget:
+    """The server to talk to: --backend (a running backend, then a saved endpoint), --url
+    (a backend Rigdeck runs there brings its key), or the only one there is."""
+    if args.backend or args.url:
+        return service.resolve(args.backend or args.url)
+    targets = service.targets()
+    if len(targets) == 1:
+        return targets[0]
+    raise UserError("which server? Pass --backend NAME or --url http://HOST:PORT "
+                    f"(running or saved: {', '.join(t.name for t in targets) or 'none'})")
 
 
 def _chat(paths: AppPaths, args: argparse.Namespace, prompt: str) -> int:
-    name, url, api_key = _endpoint(paths, args)
-    preset = PresetStore(paths.config / "presets").get(args.preset) if args.preset else None
-    role = RoleStore(paths.config / "roles").get(args.role) if args.role else None
-    store = HistoryStore(None) if args.no_save else HistoryStore.in_data_folder(
-        paths.data)
-    memory = ThinkingMemory(paths.data / "thinking_switch.json")
+    service = _service(paths, no_save=args.no_save)
     try:
-        client = ChatClient(url, api_key, Timeouts(read=args.timeout))
+        return _turn(service, args, prompt)
+    finally:
+        service.close()
+        service.backends.close()
+
+
+def _turn(service: ChatService, args: argparse.Namespace, prompt: str) -> int:
+    target = _target(service, args)
+    preset = service.presets.get(args.preset) if args.preset else None
+    role = RoleStore(args.paths.config / "roles").get(args.role) if args.role else None
+    api_key = service.api_key(target)
+    try:
+        client = service.client(target, Timeouts(read=args.timeout))
     except ValueError as exc:
-        store.close()
         raise UserError(f"{exc}: a server URL looks like http://127.0.0.1:8080") from None
     try:
-        with LoraApi(url, api_key) as api:
+        with LoraApi(target.url, api_key) as api:
             settings = TurnSettings(
                 thinking=args.thinking, preset=preset, model=args.model,
                 max_tokens=args.max_tokens,
                 role=bind_role(role, api) if role is not None else base_request(api))
-        if args.conversation is not None:
-            if store.conversation(args.conversation) is None:
-                raise UserError(f"no stored conversation {args.conversation} "
-                                "(see rigdeck chat --list)")
-            conversation_id = args.conversation
-        else:
-            conversation_id = store.create_conversation(
-                _title(prompt), endpoint=name, model=args.model,
-                preset=preset.name if preset else None).id
-        store.add_message(conversation_id, "user", prompt)
-        support = detect_support(client, name, memory)
+        if args.conversation is not None and service.history.conversation(
+                args.conversation) is None:
+            raise UserError(f"no stored conversation {args.conversation} "
+                            "(see rigdeck chat --list)")
+        support = service.probe_with(client, target)
         if args.thinking is not None and not support.available:
             print(f"rigdeck: thinking switch not available: {support.reason}", file=sys.stderr)
-        request = build_request(store.messages(conversation_id), settings, support)
-        turn = ReplyRun(client, store, conversation_id, request, settings, endpoint=name,
-                        support=support, memory=memory)
+        turn = service.send(args.conversation, prompt, target, settings, client=client)
         printer = _Printer(sys.stdout, None if args.hide_reasoning else sys.stderr)
         try:
             result = turn.run(printer.piece)
@@ -149,12 +154,6 @@ def _chat(paths: AppPaths, args: argparse.Namespace, prompt: str) -> int:
         return 0
     finally:
         client.close()
-        store.close()
-
-
-def _title(prompt: str) -> str:
-    line = " ".join(prompt.split())
-    return line[:60] + ("…" if len(line) > 60 else "") or "Untitled"
 
 
 class _Printer:

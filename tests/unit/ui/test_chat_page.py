@@ -212,6 +212,6 @@ def test_stop_regenerate_and_edit(qtbot: QtBot, page: ChatPage, server_url: str)
         QTest.keyClick(page.input, Qt.Key.Key_Return)
         qtbot.waitUntil(lambda: bool(reply_widget(page).answer.markdown), timeout=30_000)
         page.stop()
-    messages = page.store.messages(page.conversation_id or 0)
+    messages = page.chat.history.messages(page.conversation_id or 0)
     assert [(m.role, m.content if m.role == "user" else "") for m in messages] == [
         ("user", "Second question"), ("assistant", "")]

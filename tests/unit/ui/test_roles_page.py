@@ -222,7 +222,7 @@ def test_chat_chip_disables_unservable_roles_and_sends_with_the_role(
     with qtbot.wait_signal(chat.controller.finished, timeout=WAIT_MS):
         chat.send("Hello there")
     assert chat.conversation_id is not None
-    reply = chat.store.messages(chat.conversation_id)[-1]
+    reply = chat.chat.history.messages(chat.conversation_id)[-1]
     assert reply.role_name == "Coach"
     slot = httpx.get(f"{server}/slots", timeout=10).json()[0]
     assert slot["params"]["lora"] == [{"id": 0, "scale": 16.0}]
@@ -230,14 +230,14 @@ def test_chat_chip_disables_unservable_roles_and_sends_with_the_role(
     services.roles.choose(NO_ROLE)
     with qtbot.wait_signal(chat.controller.finished, timeout=WAIT_MS):
         chat.send("Without a role")
-    assert chat.store.messages(chat.conversation_id)[-1].role_name is None
+    assert chat.chat.history.messages(chat.conversation_id)[-1].role_name is None
     slot = httpx.get(f"{server}/slots", timeout=10).json()[0]
     assert slot["params"]["lora"] == [{"id": 0, "scale": 0.0}]  # off, not at load scale 1
     services.roles.choose("Tutor")
     with qtbot.wait_signal(services.notifier.posted, timeout=1000) as posted:
         chat.send("Again")
     assert "not available on this backend: not loaded" in posted.args[0].text
-    assert [m.content for m in chat.store.messages(chat.conversation_id)
+    assert [m.content for m in chat.chat.history.messages(chat.conversation_id)
             if m.role == "user"] == ["Hello there", "Without a role"]  # not the refused one
     chat.close()
 
@@ -346,7 +346,7 @@ def test_chat_on_vllm_loads_the_roles_adapter_then_asks_for_it_by_name(
                 if path == "/v1/chat/completions"]
         assert sent[-1]["model"] == "peft-coach"
         assert chat.conversation_id is not None
-        assert chat.store.messages(chat.conversation_id)[-1].content == "from peft-coach"
+        assert chat.chat.history.messages(chat.conversation_id)[-1].content == "from peft-coach"
         loads = [p for _m, p, _b in state.requests if p == "/v1/load_lora_adapter"]
         assert len(loads) == 1
         chat.close()

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from app.engines.plan import LaunchPlan
 from app.errors import UserError
-from app.presets.experts import expert_choices, relaunch_with_experts, with_expert_count
+from app.presets.experts import expert_offer
 from app.presets.presets import PresetError, PresetStore
 from app.presets.thinking import (
     NO_THINK_SAMPLING,
@@ -18,6 +19,8 @@ from app.presets.thinking import (
     apply_thinking,
     support_from_template,
 )
+from tests.realparts.fixtures import TinyGgufFactory
+from tests.realparts.gguf_factory import TinyModelSpec
 from tests.realparts.tiny_vocab import CHAT_TEMPLATE
 
 
@@ -101,35 +104,36 @@ def test_a_backend_that_ignored_the_switch_is_remembered(tmp_path: Path) -> None
     assert again.support("other", support_from_template(None)).switch is ThinkSwitch.TEMPLATE
 
 
-def test_expert_override_for_llama_cpp_replaces_an_earlier_one() -> None:
-    command = ["llama-server", "-m", "m.gguf", "--override-kv",
-               "qwen3moe.expert_used_count=int:8", "--override-kv", "tokenizer.x=str:y"]
-    assert with_expert_count(command, "llama.cpp", "qwen3moe", 4) == [
-        "llama-server", "-m", "m.gguf", "--override-kv", "tokenizer.x=str:y",
-        "--override-kv", "qwen3moe.expert_used_count=int:4"]
-    assert "qwen3moe.expert_used_count=int:8" not in with_expert_count(
-        command, "llama.cpp", "qwen3moe", None)
+def test_a_moe_backend_offers_every_count_with_its_memory_effect(
+        tiny_gguf: TinyGgufFactory) -> None:
+    model = tiny_gguf(TinyModelSpec(arch="qwen3moe", experts=8, experts_used=2))
+    offer = expert_offer(LaunchPlan(model=str(model), context=2048))
+    assert [o.count for o in offer.options] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert offer.default == 2
+    assert offer.current == 2
+    labels = [offer.label(o) for o in offer.options]
+    assert labels[1] == "2 experts (default)"
+    effects = {o.count: o.effect_mib for o in offer.options}
+    assert effects[2] == 0
+    # more experts per token: a larger compute buffer, never less memory
+    assert effects[8] is not None
+    assert effects[1] is not None
+    assert effects[8] >= 0 >= effects[1]
+    assert "MiB" in labels[7]
+    with pytest.raises(UserError, match="1…8"):
+        offer.check(9)
+    # a backend already relaunched with 4 says so
+    assert expert_offer(LaunchPlan(model=str(model), experts=4)).current == 4
 
 
-def test_expert_override_for_vllm_merges_hf_overrides() -> None:
-    command = ["vllm", "serve", "m", "--hf-overrides", '{"rope_scaling": null}']
-    assert with_expert_count(command, "vllm", "qwen3_moe", 6)[-2:] == [
-        "--hf-overrides", '{"rope_scaling": null, "num_experts_per_tok": 6}']
-
-
-def test_relaunch_asks_the_backend_to_stop_then_start_with_the_new_count() -> None:
-    choices = expert_choices(total=8, used=2)
-    assert choices is not None
-    assert choices.values == [2, 3, 4, 5, 6, 7, 8]
-    assert choices.label(2) == "2 (default)"
-    calls: list[object] = []
-    plan = relaunch_with_experts(
-        ["llama-server"], 4, choices=choices,
-        set_experts=lambda p, n: with_expert_count(p, "llama.cpp", "qwen3moe", n),
-        stop=lambda: calls.append("stop"), start=calls.append)
-    assert calls == ["stop", plan]
-    assert plan[-1] == "qwen3moe.expert_used_count=int:4"
-    with pytest.raises(UserError, match="2…8"):
-        relaunch_with_experts([], 9, choices=choices, set_experts=lambda p, n: p,
-                              stop=lambda: None, start=lambda p: None)
-    assert expert_choices(None, None) is None
+def test_a_dense_model_or_a_url_offers_no_count_and_says_why(
+        tiny_gguf: TinyGgufFactory) -> None:
+    dense = expert_offer(LaunchPlan(model=str(tiny_gguf(TinyModelSpec(arch="qwen3")))))
+    assert not dense.available
+    assert "dense model" in dense.reason
+    url = expert_offer(None, "http://127.0.0.1:8080")
+    assert not url.available
+    assert "not a backend Rigdeck started" in url.reason
+    assert "Backends page" in url.reason
+    with pytest.raises(UserError, match="launch setting"):
+        url.check(4)

@@ -1,0 +1,113 @@
+"""A user's steps through the window, shared by the journeys: each clicks and types what a
+person would, and waits for what they would see."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from pytestqt.qtbot import QtBot
+
+from app.runtime.backend import BackendState
+from tests.journeys.conftest import READY_MS, WAIT_MS, choose_folder_when_asked, open_page
+from ui.application import RigdeckApp
+from ui.backend_card import BackendCard
+from ui.pages.backends_page import BackendsPage
+from ui.pages.chat_page import ChatPage
+from ui.pages.fit_page import FitPage
+from ui.pages.library_page import LibraryPage
+from ui.pages.settings_page import SettingsPage
+
+
+def card_of(page: BackendsPage, name: str) -> BackendCard | None:
+    return next((c for c in page.cards if c.backend.name == name), None)
+
+
+def chat_page(app: RigdeckApp) -> ChatPage:
+    page = open_page(app, "chat")
+    assert isinstance(page, ChatPage)
+    return page
+
+
+def ask(qtbot: QtBot, chat: ChatPage, text: str) -> str:
+    """Type `text` into the chat box, press Enter, wait for the streamed answer."""
+    with qtbot.wait_signal(chat.controller.finished, timeout=120_000) as finished:
+        QTest.keyClicks(chat.input, text)
+        QTest.keyClick(chat.input, Qt.Key.Key_Return)
+    message = finished.args[0].message
+    assert message.state == "done", message.error
+    shown = chat.message_list.widgets[-1]
+    assert shown.answer.markdown == message.content
+    return str(message.content)
+
+
+def add_model_folder(qtbot: QtBot, app: RigdeckApp, folder: Path) -> None:
+    """Settings → Add folder… → the folder picker answered with `folder`."""
+    settings = open_page(app, "settings")
+    assert isinstance(settings, SettingsPage)
+    choose_folder_when_asked(qtbot, folder)
+    settings.add_folder_button.click()
+    assert str(folder) in [settings.folders_list.item(i).text()
+                           for i in range(settings.folders_list.count())]
+
+
+def start_from_fit(qtbot: QtBot, app: RigdeckApp, models: Path) -> str:
+    """Settings → add the folder; Library → the model → Fit…; Fit → Start with this plan;
+    the Start dialog → Start. The backend's name once it is ready."""
+    add_model_folder(qtbot, app, models)
+    library = open_page(app, "library")
+    assert isinstance(library, LibraryPage)
+    qtbot.waitUntil(lambda: library.models_proxy.rowCount() == 1, timeout=WAIT_MS)
+    library.models_view.selectRow(0)
+    assert library.details.fit_button.isEnabled()
+    library.details.fit_button.click()
+
+    fit = app.window.stack.currentWidget()
+    assert isinstance(fit, FitPage)
+    qtbot.waitUntil(lambda: fit.start_button.isEnabled() and bool(fit.fit_label.text()),
+                    timeout=WAIT_MS)
+    fit.start_button.click()
+
+    backends = app.window.stack.currentWidget()
+    assert isinstance(backends, BackendsPage)
+    dialog = backends.start_dialog
+    assert dialog is not None
+    qtbot.waitUntil(dialog.isVisible, timeout=WAIT_MS)
+    assert dialog.model_edit.text().endswith(".gguf")
+    dialog.host_combo.setCurrentText("local")  # the Docker engine
+    name = dialog.plan().backend_name
+    dialog.accept_button.click()
+    wait_ready(qtbot, backends, name)
+    return name
+
+
+def wait_ready(qtbot: QtBot, backends: BackendsPage, name: str) -> BackendCard:
+    """Wait until the backend's card says ready; the card."""
+    def ready() -> bool:
+        card = card_of(backends, name)
+        return card is not None and str(BackendState.READY) in card.state_label.text()
+
+    qtbot.waitUntil(ready, timeout=READY_MS)
+    card = card_of(backends, name)
+    assert card is not None
+    return card
+
+
+def start_from_library(qtbot: QtBot, app: RigdeckApp, host: str, context: int) -> BackendCard:
+    """Library → the (only) model → Start… → the dialog on `host` → Start; its card once
+    it is ready."""
+    library = open_page(app, "library")
+    assert isinstance(library, LibraryPage)
+    qtbot.waitUntil(lambda: library.models_proxy.rowCount() == 1, timeout=WAIT_MS)
+    library.models_view.selectRow(0)
+    library.details.start_button.click()
+    backends = app.window.stack.currentWidget()
+    assert isinstance(backends, BackendsPage)
+    dialog = backends.start_dialog
+    assert dialog is not None
+    dialog.host_combo.setCurrentText(host)
+    dialog.context_spin.setValue(context)
+    name = dialog.plan().backend_name
+    dialog.accept_button.click()
+    return wait_ready(qtbot, backends, name)
