@@ -1,0 +1,112 @@
+"""The journeys through the CLI alone, each command a separate process as in a user's
+shell: `up`, `ps`, `chat --backend`, `chat --url`, `relaunch --experts`, `roles`, `down`.
+No key is ever typed: the backend's own is found by name or by its URL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.integration.backends_support import cli_env, rigdeck, write_home
+from tests.realparts.docker_engine import DockerEngine
+from tests.realparts.fixtures import TinyGgufFactory
+from tests.realparts.gguf_factory import LORA_TARGETS, TinyModelSpec
+from tests.realparts.leak_guard import LeakGuard
+
+pytestmark = pytest.mark.journey
+
+
+@pytest.fixture
+def env(tmp_path: Path, docker_engine: DockerEngine, docker_client: object,
+        llama_server_image: str, leak_guard: LeakGuard) -> dict[str, str]:
+    """A `rigdeck` process's environment: a fresh home on the test engine and image."""
+    del docker_client, leak_guard  # requested so that leftover containers fail the test
+    home = tmp_path / "home"
+    write_home(home, llama_server_image)
+    return cli_env(home, docker_engine.base_url)
+
+
+def ok(env: dict[str, str], *args: str) -> str:
+    done = rigdeck(env, *args)
+    assert done.returncode == 0, f"rigdeck {' '.join(args)}: {done.stderr}"
+    return done.stdout
+
+
+def ps(env: dict[str, str]) -> dict[str, dict[str, object]]:
+    return {b["name"]: b for b in json.loads(ok(env, "ps", "--json"))["backends"]}
+
+
+def test_up_chat_by_name_and_url_relaunch_with_experts_down(
+        env: dict[str, str], tiny_gguf: TinyGgufFactory) -> None:
+    model = tiny_gguf(TinyModelSpec(arch="qwen3moe", experts=8, experts_used=2),
+                      filename="moe.gguf")
+    try:
+        out = ok(env, "up", "--model", str(model), "--ctx", "1024", "--threads", "1")
+        assert "ready: moe at http://127.0.0.1:" in out
+        url = ps(env)["moe"]["url"]
+        assert ps(env)["moe"]["state"] == "ready"
+
+        answer = ok(env, "chat", "--backend", "moe", "--no-think", "--max-tokens", "8",
+                    "Hello")
+        assert answer.strip()
+        # the address alone is enough: Rigdeck knows the key of its own backend
+        assert ok(env, "chat", "--url", str(url), "--max-tokens", "8", "Hi").strip()
+        listed = ok(env, "chat", "--list")
+        assert "(2 messages, moe)" in listed
+        first_id = listed.split()[0]
+
+        relaunched = ok(env, "relaunch", "moe", "--experts", "4")
+        assert "ready: moe at" in relaunched
+        assert "4 experts per token" in relaunched
+        assert ps(env)["moe"]["url"] == url  # same port: the conversation goes on
+        logs = ok(env, "logs", "moe", "--tail", "400")
+        assert "'qwen3moe.expert_used_count' = 4" in logs
+        assert ok(env, "chat", "--backend", "moe", "--conversation", first_id,
+                  "--max-tokens", "8", "Go on").strip()
+        assert f"{first_id.rjust(5)}  Hello  (4 messages, moe)" in ok(env, "chat", "--list")
+
+        wrong = rigdeck(env, "relaunch", "moe", "--experts", "9")
+        assert wrong.returncode != 0
+        assert "1…8" in wrong.stderr
+        unknown = rigdeck(env, "chat", "--backend", "nothing", "Hi")
+        assert unknown.returncode != 0
+        assert "no running backend or saved endpoint named 'nothing'" in unknown.stderr
+    finally:
+        rigdeck(env, "down", "moe")
+    assert ps(env) == {}
+
+
+def test_up_with_roles_then_swap_roles_per_request_without_a_restart(
+        env: dict[str, str], tiny_gguf: TinyGgufFactory, tmp_path: Path) -> None:
+    spec = TinyModelSpec()
+    model = tiny_gguf(spec, filename="qwen3.gguf")
+    roles = {}
+    for name, seed in (("Coach", 11), ("Tutor", 22)):
+        adapter = tiny_gguf.lora(spec, rank=8, targets=LORA_TARGETS, seed=seed,
+                                 filename=f"{name.lower()}.gguf")
+        role_file = tmp_path / f"{name}.toml"
+        role_file.write_text(
+            f'name = "{name}"\nsystem_prompt = "You are the {name.lower()}."\n'
+            f'[sampling]\ntemperature = 0.0\ntop_k = 1\n'
+            f'[[adapters]]\npath = "{adapter}"\nscale = 16.0\n', encoding="utf-8")
+        ok(env, "roles", "--import", str(role_file))
+        roles[name] = role_file
+    try:
+        out = ok(env, "up", "--model", str(model), "--ctx", "1024", "--threads", "1",
+                 "--with-roles")
+        assert "roles preloaded: Coach, Tutor" in out
+        pid = ps(env)["qwen3"]["ref"]
+        listing = {line.split()[0]: line for line in ok(env, "roles", "--backend", "qwen3")
+                   .splitlines() if line.strip()}
+        assert listing["Coach"].endswith("  ok")
+        assert listing["Tutor"].endswith("  ok")
+        answers = {name: ok(env, "chat", "--backend", "qwen3", "--role", name, "--no-think",
+                            "--max-tokens", "12", "Hello there").strip()
+                   for name in roles}
+        assert answers["Coach"] != answers["Tutor"]  # each role's adapter is applied
+        assert ps(env)["qwen3"]["ref"] == pid  # swapped per request: no restart
+    finally:
+        rigdeck(env, "down", "qwen3")
+    assert ps(env) == {}
