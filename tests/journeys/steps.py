@@ -3,10 +3,12 @@ person would, and waits for what they would see."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
 from app.runtime.backend import BackendState
@@ -111,3 +113,15 @@ def start_from_library(qtbot: QtBot, app: RigdeckApp, host: str, context: int) -
     name = dialog.plan().backend_name
     dialog.accept_button.click()
     return wait_ready(qtbot, backends, name)
+
+
+SHOTS_ENV = "RIGDECK_JOURNEY_SHOTS"
+
+
+def snapshot(widget: QWidget, name: str) -> None:
+    """Save what the user sees of `widget` as NAME.png in $RIGDECK_JOURNEY_SHOTS, when set
+    (the screenshots of the README and of a change's review come from the journeys)."""
+    folder = os.environ.get(SHOTS_ENV)
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        assert widget.grab().save(str(Path(folder) / f"{name}.png"))

@@ -10,7 +10,14 @@ from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
 from tests.journeys.conftest import READY_MS, WAIT_MS, LaunchApp, open_page
-from tests.journeys.steps import add_model_folder, ask, card_of, chat_page, start_from_library
+from tests.journeys.steps import (
+    add_model_folder,
+    ask,
+    card_of,
+    chat_page,
+    snapshot,
+    start_from_library,
+)
 from tests.realparts.fixtures import TinyGgufFactory
 from tests.realparts.gguf_factory import TinyModelSpec
 from ui.pages.backends_page import BackendsPage
@@ -47,6 +54,7 @@ def test_the_experts_chip_relaunches_a_moe_backend_and_the_chat_goes_on(
     assert question is not None
     qtbot.waitUntil(question.isVisible, timeout=WAIT_MS)
     assert "4 experts per token" in question.text()
+    snapshot(question, "experts-confirmation")
     yes = question.button(QMessageBox.StandardButton.Yes)
     assert yes is not None
     yes.click()
@@ -54,6 +62,7 @@ def test_the_experts_chip_relaunches_a_moe_backend_and_the_chat_goes_on(
     qtbot.waitUntil(lambda: chat.status_label.text().startswith("Ready")
                     and experts.isEnabled(), timeout=READY_MS)
     assert experts.currentText() == labels[3]  # 4, with its memory effect
+    snapshot(app.window, "experts-chip-after-relaunch")
     backends = open_page(app, "backends")
     assert isinstance(backends, BackendsPage)
     relaunched = card_of(backends, name)

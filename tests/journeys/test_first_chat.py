@@ -11,7 +11,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from tests.journeys.conftest import WAIT_MS, LaunchApp, open_page
-from tests.journeys.steps import ask, card_of, chat_page, start_from_fit
+from tests.journeys.steps import ask, card_of, chat_page, snapshot, start_from_fit
 from tests.realparts.fixtures import TinyGgufFactory
 from ui.pages.backends_page import BackendsPage
 
@@ -41,6 +41,7 @@ def test_model_folder_to_fit_to_backend_to_chat_and_back_after_a_restart(
     assert not [text for text in shown if key in text]
     first = ask(qtbot, chat, "Hello there")
     assert first
+    snapshot(app.window, "chat-with-a-rigdeck-backend")
     conversation = chat.conversation_id
     assert conversation is not None
 
