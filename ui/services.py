@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from app.autostart import LoginItem, login_item_for_this_system
+from app.fit.session import FitSession
 from app.paths import AppPaths
 from app.roles.store import RoleStore
 from app.runtime.setup import build_service
@@ -31,6 +32,8 @@ class Services:
     login_item: LoginItem | None
     """Where "start in the tray at login" is written; None where the system has none."""
     roles: RoleFeed
+    fit: FitSession
+    """The Fit workflow (model, GPUs, plan, estimate); its slow work runs on `tasks`."""
 
     @classmethod
     def build(cls, paths: AppPaths) -> "Services":
@@ -54,6 +57,7 @@ class Services:
             library=LibraryFeed.build(settings, paths, tasks),
             login_item=login_item_for_this_system(),
             roles=_build_roles(paths, tasks, notifier, backends),
+            fit=FitSession(runner=tasks.run, settings=settings, data_dir=paths.data),
         )
 
     def shutdown(self) -> None:
