@@ -1,11 +1,12 @@
 """FitSession: the Fit workflow in one Qt-free object — a model, an engine, GPUs and a plan,
 and what each device will hold for them.
 
-The Fit page drives it through its methods and follows its psygnal events; the CLI shares
-its functions. It does every read the workflow needs (the GGUF header or config.json, the
-calibration store, the settings) and runs whatever may block through the `runner` it is
-given. In the app that is the TaskRunner, which hands results back on the GUI thread, so
-every event fires there; without one, work runs inline (scripts, tests).
+The Fit page drives it through its methods and follows its psygnal events; `rigdeck fit`
+uses the same steps (`read_gguf`, `plan_fit`, `VllmPlan.on_gpus`). The session does every
+read the workflow needs (the GGUF header or config.json, the calibration store, the
+settings) and runs whatever may block through the `runner` it is given. In the app that is
+the TaskRunner, which hands results back on the GUI thread, so every event fires there;
+without one, work runs inline (scripts, tests).
 
 An edit re-estimates at once: a llama.cpp estimate costs a few milliseconds and is cached
 per plan. Once one takes longer than `sync_estimate_budget_ms` (a big model, a slow CPU),
