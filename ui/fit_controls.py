@@ -1,7 +1,8 @@
 """The Fit page's plan controls: one slider or toggle per plan field, for llama.cpp and vLLM.
 
 The panel owns no numbers of its own beyond the widgets: `plan()` reads them into a
-`FitPlan`, and `changed` fires on every edit so the page can re-estimate at once.
+`FitPlan` (the session adds the GPUs and settles the defaults), `show_plan()` writes one
+back, and `changed` fires on every edit so the page can hand it to the session at once.
 """
 
 from __future__ import annotations
@@ -25,15 +26,14 @@ from PySide6.QtWidgets import (
 
 from app.fit.model_info import ModelInfo
 from app.fit.plan import FitPlan
-from app.fit.planner import DEFAULT_MARGIN_MIB
+from app.fit.planner import DEFAULT_MARGIN_MIB, context_limits
+from app.fit.session import DEFAULT_CONTEXT, DEFAULT_GPU_MEMORY_UTILIZATION
 
 log = logging.getLogger(__name__)
 
 KV_CACHE_TYPES = ("f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl")
 BATCH_SIZES = (128, 256, 512, 1024, 2048, 4096, 8192)
 UBATCH_SIZES = (32, 64, 128, 256, 512, 1024, 2048, 4096)
-DEFAULT_CONTEXT = 4096
-MIN_CONTEXT = 256
 
 
 class SliderSpinWidget(QWidget):
@@ -109,7 +109,7 @@ class ContextRangeWidget(QWidget):
     def __init__(self) -> None:
         super().__init__()
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.lo, self.hi = MIN_CONTEXT, 131072
+        self.lo, self.hi = context_limits(None)
         self.max_fit: int | None = None
 
     def sizeHint(self) -> QSize:
@@ -172,7 +172,7 @@ class PlanControlsPanel(QWidget):
     def _build_rows(self) -> None:
         self.context_range = ContextRangeWidget()
         self.context = SliderSpinWidget(
-            MIN_CONTEXT, 131072, DEFAULT_CONTEXT, 256, 4096, below=self.context_range
+            *context_limits(None), DEFAULT_CONTEXT, 256, 4096, below=self.context_range
         )
         self.context_max_label = self._small_label_under(self.context)
         self.context_hint = QLabel()
@@ -218,7 +218,7 @@ class PlanControlsPanel(QWidget):
         self.margin = SliderSpinWidget(0, 8192, int(DEFAULT_MARGIN_MIB), 128, 512)
         self.margin.spin.setSuffix(" MiB")
         self._add("margin", "Safety margin", self.margin)
-        self.utilization = SliderSpinWidget(30, 98, 90)
+        self.utilization = SliderSpinWidget(30, 98, round(DEFAULT_GPU_MEMORY_UTILIZATION * 100))
         self.utilization.spin.setSuffix(" %")
         self._add("utilization", "GPU memory utilisation", self.utilization)
 
@@ -276,27 +276,18 @@ class PlanControlsPanel(QWidget):
         self.info, self.engine = info, engine
         llama = engine == "llamacpp"
         moe = bool(info and info.is_moe)
-        widgets: list[QWidget] = [
-            self.context,
-            self.parallel,
-            self.experts,
-            self.n_cpu_moe,
-            self.gpu_layers,
-        ]
+        widgets: list[QWidget] = [self.context, self.gpu_layers, self.experts, self.n_cpu_moe]
         for w in widgets:
             w.blockSignals(True)
         if info is not None:
-            top = max(4 * info.n_ctx_train, 131072)
-            self.context.setRange(MIN_CONTEXT, top)
-            self.context_range.set_range(MIN_CONTEXT, top)
+            lo, hi = context_limits(info)
+            self.context.setRange(lo, hi)
+            self.context_range.set_range(lo, hi)
             self.context_hint.setText(f"trained {info.n_ctx_train:,}" if info.n_ctx_train else "")
             self.gpu_layers.setRange(0, info.n_layer + 1)
-            self.gpu_layers.setValue(info.n_layer + 1)
             if moe:
                 self.experts.setRange(1, info.n_expert)
-                self.experts.setValue(info.n_expert_used)
                 self.n_cpu_moe.setRange(0, info.n_layer)
-                self.n_cpu_moe.setValue(0)
         for w in widgets:
             w.blockSignals(False)
         self._update_hints()
@@ -307,6 +298,31 @@ class PlanControlsPanel(QWidget):
         self._show_row("utilization", not llama)
         self._rows["context"][0].setText("Context (tokens)" if llama else "--max-model-len")
         self._rows["parallel"][0].setText("Parallel slots" if llama else "--max-num-seqs")
+
+    def show_plan(self, plan: FitPlan, margin_mib: float, utilization: float) -> None:
+        """Show `plan` (None fields as the model's own) without emitting `changed`."""
+        info = self.info
+        self.blockSignals(True)
+        try:
+            self.context.setValue(plan.ctx)
+            self.parallel.setValue(plan.n_slots)
+            self.cache_k.setCurrentText(plan.cache_type_k)
+            self.cache_v.setCurrentText(plan.cache_type_v)
+            self.flash_attn.setChecked(plan.flash_attn)
+            self.batch.setCurrentText(str(plan.batch))
+            self.ubatch.setCurrentText(str(plan.ubatch))
+            if info is not None:
+                self.gpu_layers.setValue(
+                    info.n_layer + 1 if plan.gpu_layers is None else plan.gpu_layers
+                )
+                if info.is_moe:
+                    self.experts.setValue(plan.experts or info.n_expert_used)
+                    self.n_cpu_moe.setValue(plan.n_cpu_moe)
+            self.margin.setValue(round(margin_mib))
+            self.utilization.setValue(round(utilization * 100))
+        finally:
+            self.blockSignals(False)
+        self._update_hints()
 
     def set_max_context(self, value: int | None) -> None:
         """Mark the largest context that fits (None: not known yet)."""
@@ -330,15 +346,11 @@ class PlanControlsPanel(QWidget):
             n = self.gpu_layers.value()
             self.gpu_layers_hint.setText("all" if n > info.n_layer else f"of {info.n_layer + 1}")
 
-    def plan(self, capacities: list[float]) -> FitPlan:
-        """The llama.cpp plan the controls describe, for GPUs of `capacities` MiB (none: CPU)."""
+    def plan(self) -> FitPlan:
+        """The plan fields the controls show; GPUs and defaults are the session's to settle
+        (MoE fields are left out for a dense model, GPU layers until a model is known)."""
         info = self.info
-        experts: int | None = None
-        if info is not None and info.is_moe and self.experts.value() != info.n_expert_used:
-            experts = self.experts.value()
-        gpu_layers: int | None = None
-        if info is not None and self.gpu_layers.value() <= info.n_layer:
-            gpu_layers = self.gpu_layers.value()
+        moe = info is not None and info.is_moe
         return FitPlan(
             ctx=self.context.value(),
             parallel=self.parallel.value(),
@@ -347,12 +359,9 @@ class PlanControlsPanel(QWidget):
             cache_type_v=self.cache_v.currentText(),
             batch=int(self.batch.currentText()),
             ubatch=int(self.ubatch.currentText()),
-            experts=experts,
-            device="cuda" if capacities else "cpu",
-            gpus=tuple(range(len(capacities))),
-            gpu_memory_mib=tuple(int(c) for c in capacities),
-            gpu_layers=gpu_layers,
-            n_cpu_moe=self.n_cpu_moe.value() if info is not None and info.is_moe else 0,
+            experts=self.experts.value() if moe else None,
+            gpu_layers=self.gpu_layers.value() if info is not None else None,
+            n_cpu_moe=self.n_cpu_moe.value() if moe else 0,
         )
 
     @property

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from app.autostart import LoginItem, login_item_for_this_system
 from app.chat.service import ChatService
+from app.fit.session import FitSession
 from app.paths import AppPaths
 from app.roles.store import RoleStore
 from app.runtime.setup import build_service
@@ -34,6 +35,8 @@ class Services:
     roles: RoleFeed
     chat: ChatService
     """Conversations with every running backend and saved endpoint (Chat page, tray)."""
+    fit: FitSession
+    """The Fit workflow (model, GPUs, plan, estimate); its slow work runs on `tasks`."""
 
     @classmethod
     def build(cls, paths: AppPaths) -> "Services":
@@ -58,6 +61,7 @@ class Services:
             login_item=login_item_for_this_system(),
             roles=_build_roles(paths, tasks, notifier, backends),
             chat=ChatService(paths, secrets, backends.service),
+            fit=FitSession(runner=tasks.run, settings=settings, data_dir=paths.data),
         )
 
     def shutdown(self) -> None:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from app.fit.llamacpp_estimate import estimate_llamacpp
-from app.fit.model_info import HeaderLike
-from app.fit.plan import Estimate, FitPlan
+from app.fit.model_info import HeaderLike, ModelInfo
+from app.fit.plan import DeviceMemory, Estimate, FitPlan
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MARGIN_MIB = 512.0
 """Headroom left free on each GPU: desktops, CUDA graphs and the pool's growth under load."""
+MIN_CONTEXT = 256
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,20 @@ class Advice:
         return {"change": self.change, "saves_mib": round(self.saves_mib, 1), "fits": self.fits}
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """Does an estimate fit: every GPU with the margin to spare (vLLM: one request of the
+    whole context in its KV cache)."""
+
+    fits: bool
+    peak_mib: float
+    """The fullest GPU's total (the host's when the plan is CPU only)."""
+    cpu_only: bool = False
+    worst: str = ""
+    """The GPU most over its capacity less the margin, when it does not fit."""
+    over_mib: float = 0.0
+
+
 @dataclass
 class FitResult:
     estimate: Estimate
@@ -36,11 +52,36 @@ class FitResult:
     advice: list[Advice]
 
 
-def _over(est: Estimate, capacity: list[float], margin: float) -> float:
-    """MiB by which the fullest GPU exceeds its capacity less the margin (<= 0: fits)."""
-    if not est.devices or not capacity:
-        return 0.0
-    return max(d.total_mib - (cap - margin) for d, cap in zip(est.devices, capacity, strict=False))
+def device_overs(
+    est: Estimate, capacity: Sequence[float], margin: float
+) -> list[tuple[DeviceMemory, float]]:
+    """Each GPU with the MiB by which it exceeds its capacity less the margin (<= 0: fits)."""
+    pairs = zip(est.devices, capacity, strict=False)
+    return [(d, d.total_mib - (cap - margin)) for d, cap in pairs]
+
+
+def over_mib(est: Estimate, capacity: Sequence[float], margin: float) -> float:
+    """MiB by which the fullest GPU exceeds its capacity less the margin (<= 0: fits; a
+    CPU-only estimate, or no capacity given, always fits)."""
+    return max((over for _, over in device_overs(est, capacity, margin)), default=0.0)
+
+
+def fit_verdict(est: Estimate, capacity: Sequence[float], margin: float) -> Verdict:
+    """Whether every GPU holds its part with `margin` MiB to spare, and which is most over."""
+    if not est.devices:
+        return Verdict(True, est.host.total_mib, cpu_only=True)
+    over = [(d, by) for d, by in device_overs(est, capacity, margin) if by > 0]
+    if not over:
+        return Verdict(True, _peak(est))
+    worst, by = max(over, key=lambda x: x[1])
+    return Verdict(False, _peak(est), worst=worst.name, over_mib=by)
+
+
+def context_limits(info: ModelInfo | None) -> tuple[int, int]:
+    """The contexts worth planning for: up to 4x the trained one, at least 128k."""
+    if info is None:
+        return MIN_CONTEXT, 131072
+    return MIN_CONTEXT, max(4 * info.n_ctx_train, 131072)
 
 
 def _peak(est: Estimate) -> float:
@@ -48,16 +89,16 @@ def _peak(est: Estimate) -> float:
 
 
 def max_context(
-    header: HeaderLike, plan: FitPlan, capacity: list[float], margin: float, limit: int
+    header: HeaderLike, plan: FitPlan, capacity: Sequence[float], margin: float, limit: int
 ) -> int:
     """Largest context (a multiple of 256) that fits, by bisection; 0 if none does."""
     lo, hi = 0, max(limit // 256, 1)
-    if _over(estimate_llamacpp(header, replace(plan, ctx=256)), capacity, margin) > 0:
+    if over_mib(estimate_llamacpp(header, replace(plan, ctx=256)), capacity, margin) > 0:
         return 0
     lo = 1
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if _over(estimate_llamacpp(header, replace(plan, ctx=mid * 256)), capacity, margin) <= 0:
+        if over_mib(estimate_llamacpp(header, replace(plan, ctx=mid * 256)), capacity, margin) <= 0:
             lo = mid
         else:
             hi = mid - 1
@@ -67,7 +108,7 @@ def max_context(
 def plan_fit(
     header: HeaderLike,
     plan: FitPlan,
-    capacity: list[float],
+    capacity: Sequence[float],
     margin: float = DEFAULT_MARGIN_MIB,
     smaller_quants: list[Path] | None = None,
 ) -> FitResult:
@@ -76,7 +117,7 @@ def plan_fit(
 
     est = estimate_llamacpp(header, plan)
     m = model_info(header)
-    fits = _over(est, capacity, margin) <= 0 if capacity else True
+    fits = over_mib(est, capacity, margin) <= 0 if capacity else True
     limit = max(m.n_ctx_train, plan.ctx) * 4 if m.n_ctx_train else max(plan.ctx * 4, 131072)
     best = max_context(header, plan, capacity, margin, limit) if capacity and plan.on_gpu else 0
     advice: list[Advice] = []
@@ -91,7 +132,7 @@ def plan_fit(
         saved = base - _peak(e)
         if saved > 1:
             advice.append(
-                Advice(change, saved, _over(e, capacity, margin) <= 0 if capacity else True)
+                Advice(change, saved, over_mib(e, capacity, margin) <= 0 if capacity else True)
             )
 
     if plan.on_gpu:
@@ -136,7 +177,7 @@ def plan_fit(
                 Advice(
                     f"a smaller quantisation: {path.name}",
                     saved,
-                    _over(e, capacity, margin) <= 0 if capacity else True,
+                    over_mib(e, capacity, margin) <= 0 if capacity else True,
                 )
             )
     advice.sort(key=lambda a: (not a.fits, -a.saves_mib))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,30 @@ class VllmPlan:
     dtype: str = "auto"
     kv_cache_dtype: str = "auto"
 
+    @classmethod
+    def on_gpus(
+        cls,
+        capacities: Sequence[float],
+        *,
+        utilization: float,
+        max_model_len: int | None,
+        max_num_seqs: int,
+    ) -> VllmPlan:
+        """A plan over GPUs of `capacities` MiB, tensor parallel across all of them.
+
+        Raises:
+            UserError: no GPU (vLLM is planned for GPUs only).
+        """
+        if not capacities:
+            raise UserError("vLLM needs at least one GPU: enter its memory in MiB")
+        return cls(
+            tensor_parallel=len(capacities),
+            gpu_memory_utilization=utilization,
+            gpu_memory_mib=min(capacities),
+            max_model_len=max_model_len,
+            max_num_seqs=max_num_seqs,
+        )
+
 
 @dataclass
 class VllmEstimate:
@@ -73,6 +98,11 @@ class VllmEstimate:
     kv_cache_tokens: int
     max_model_len: int
     max_concurrency: float
+
+    @property
+    def fits(self) -> bool:
+        """vLLM starts only when its KV cache holds one request of the whole context."""
+        return self.kv_cache_tokens >= self.max_model_len
 
 
 def _read_safetensors_header(path: Path) -> dict[str, Any]:

@@ -63,13 +63,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{path} is a folder; --engine llamacpp needs a GGUF file")
     if args.parallel < 1 or args.ctx < 0:
         raise UserError("--parallel must be at least 1 and --ctx not negative")
+    from app.fit.loaded_model import read_gguf
     from app.fit.planner import DEFAULT_MARGIN_MIB, plan_fit
-    from app.library.gguf import GgufError, read_gguf_header
 
-    try:
-        header = read_gguf_header(path)
-    except (GgufError, OSError) as exc:
-        raise UserError(f"{path}: not a readable GGUF file ({exc})") from None
+    header = read_gguf(path)
     plan = FitPlan(
         ctx=args.ctx,
         parallel=args.parallel,
@@ -86,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         n_cpu_moe=args.n_cpu_moe,
     )
     margin = DEFAULT_MARGIN_MIB if args.margin is None else args.margin
-    res = plan_fit(header, plan, capacity if plan.on_gpu else [], margin)
+    res = plan_fit(header, plan, capacity, margin)
     out = {
         "engine": "llamacpp",
         "fits": res.fits,
@@ -110,15 +107,14 @@ def _run_vllm(
         raise UserError("--engine vllm needs --device cuda and at least one GPU")
     if not 0 < args.gpu_memory_utilization <= 1:
         raise UserError("--gpu-memory-utilization must be in (0, 1]")
-    plan = VllmPlan(
-        tensor_parallel=len(gpus),
-        gpu_memory_utilization=args.gpu_memory_utilization,
-        gpu_memory_mib=min(capacity),
+    plan = VllmPlan.on_gpus(
+        capacity,
+        utilization=args.gpu_memory_utilization,
         max_model_len=args.ctx or None,
         max_num_seqs=max(args.parallel, 1),
     )
     v = estimate_vllm(path, plan)
-    fits = v.kv_cache_tokens >= v.max_model_len
+    fits = v.fits
     out = {
         "engine": "vllm",
         "fits": fits,

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
@@ -214,7 +215,8 @@ def test_the_largest_fitting_context_is_marked_and_advice_is_listed(
     assert shown == [f"{a.change}: saves {a.saves_mib:,.0f} MiB" for a in expected.advice]
 
     page.controls.context.setValue(expected.max_ctx + 4096)  # past the mark: no longer fits
-    assert page.fit_label.text().startswith("Does not fit")
+    # at once, or from the task runner when this machine is too busy for the 30 ms budget
+    qtbot.waitUntil(lambda: page.fit_label.text().startswith("Does not fit"), timeout=10_000)
     _planned(qtbot, page)
     advice = [page.advice_list.item(i).text() for i in range(page.advice_list.count())]
     assert any("then fits" in line for line in advice)
@@ -289,7 +291,7 @@ def test_library_models_can_be_picked(
 def test_a_model_too_slow_to_estimate_in_a_frame_is_estimated_off_the_gui_thread(
     qtbot: QtBot, services: Services, moe30: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("ui.pages.fit_page.SYNC_ESTIMATE_BUDGET_MS", -1.0)  # every one is slow
+    services.fit.sync_estimate_budget_ms = -1.0  # every one is slow
     page = _open(qtbot, services, moe30)
     for ctx in (8192, 12288, 16384):  # moves faster than the worker: the newest one wins
         page.controls.context.setValue(ctx)
@@ -298,3 +300,28 @@ def test_a_model_too_slow_to_estimate_in_a_frame_is_estimated_off_the_gui_thread
     qtbot.waitUntil(lambda: _legend(page)["KV cache"] == round(gpu.kv_mib))
     assert f"{gpu.total_mib:,.0f} MiB of 98,304 MiB" in page.gpu_bars[0].status_label.text()
     _planned(qtbot, page)
+
+
+def test_a_page_built_again_shows_the_session_as_it_was_left(
+    qtbot: QtBot, services: Services, moe30: Path
+) -> None:
+    first = FitPage(services)
+    first.gpu_edit.setText("98304")
+    first.gpu_edit.editingFinished.emit()
+    first.path_edit.setText(str(moe30))
+    QTest.keyClick(first.path_edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: first.estimate is not None)
+    first.controls.context.setValue(8192)
+    shiboken6.delete(first)  # the page goes (a window closed); the session stays
+
+    again = FitPage(services)
+    qtbot.add_widget(again)
+    assert again.path_edit.text() == str(moe30)
+    assert again.gpu_edit.text() == "98304"
+    assert again.controls.context.value() == 8192
+    plan = FitPlan(ctx=8192, gpus=(0,), gpu_memory_mib=(GPU_96GB,))
+    gpu = estimate_llamacpp(read_gguf_header(moe30), plan).devices[0]
+    assert _legend(again)["KV cache"] == round(gpu.kv_mib)
+    again.controls.context.setValue(16384)  # the session no longer talks to the old page
+    qtbot.waitUntil(lambda: again.current_plan().ctx == 16384 and again.estimate is not None)
+    _planned(qtbot, again)
