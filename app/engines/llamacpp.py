@@ -94,7 +94,10 @@ def recipe(plan: LaunchPlan, *, port: int, bind: str = "127.0.0.1", image: str =
         args += ["--lora", paths.file(adapter)]
     if plan.adapters:
         args.append("--lora-init-without-apply")
-    args += ["--metrics", *plan.extra_args]
+    # -lv 4: the engine's own account of itself reaches its log — the buffers it
+    # allocated, the expert count and overrides it loaded, each request's timings and the
+    # memory breakdown at exit (about 40 lines a request; Docker rotates the log).
+    args += ["--metrics", "-lv", "4", *plan.extra_args]
     return LaunchSpec(
         engine=ENGINE, image=image or plan.image or DEFAULT_IMAGE, args=tuple(args), port=port,
         bind=bind, mounts=paths.mounts, api_key_env=API_KEY_ENV, gpus=plan.gpus,

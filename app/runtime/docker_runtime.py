@@ -252,6 +252,9 @@ class DockerRuntime:
             "mounts": [docker.types.Mount(m.target, m.source, type="bind",
                                           read_only=m.read_only) for m in spec.mounts],
             "device_requests": gpu_request(spec.gpus),
+            # the engine logs every request: keep at most 2 x 20 MB of it
+            "log_config": docker.types.LogConfig(
+                type="json-file", config={"max-size": "20m", "max-file": "2"}),
         }
         if self.host.host_network:
             kwargs["network_mode"] = "host"

@@ -18,6 +18,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import psutil
 
@@ -144,10 +145,10 @@ class ProcessRuntime:
         if name is None:
             return ""
         try:
-            text = self.log_path(name).read_text(errors="replace")
+            with self.log_path(name).open("rb") as handle:
+                return "\n".join(_last_lines(handle, lines))
         except OSError:
             return ""
-        return "\n".join(text.splitlines()[-lines:])
 
     def follow_logs(self, ref: str, tail: int = 200) -> Iterator[str]:
         name = self._name_of(ref)
@@ -184,3 +185,20 @@ class ProcessRuntime:
         if remove and name is not None:
             self._pidfile(name).unlink(missing_ok=True)
             self.log_path(name).unlink(missing_ok=True)
+
+
+TAIL_CHUNK = 64 * 1024
+
+
+def _last_lines(handle: BinaryIO, lines: int) -> list[str]:
+    """The file's last `lines` lines, read backwards in chunks: a log of a long-running
+    server grows by every request, and the page asks for its tail every few seconds."""
+    end = handle.seek(0, os.SEEK_END)
+    data = b""
+    position = end
+    while position > 0 and data.count(b"\n") <= lines:
+        step = min(TAIL_CHUNK, position)
+        position -= step
+        handle.seek(position)
+        data = handle.read(step) + data
+    return data.decode(errors="replace").splitlines()[-lines:]

@@ -5,6 +5,7 @@ No key is ever typed: the backend's own is found by name or by its URL."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,7 @@ def test_up_chat_by_name_and_url_relaunch_with_experts_down(
         assert "4 experts per token" in relaunched
         assert ps(env)["moe"]["url"] == url  # same port: the conversation goes on
         logs = ok(env, "logs", "moe", "--tail", "400")
-        assert "'qwen3moe.expert_used_count' = 4" in logs
+        assert re.search(r"n_expert_used +=  *4\b", logs)  # the engine's own word
         assert ok(env, "chat", "--backend", "moe", "--conversation", first_id,
                   "--max-tokens", "8", "Go on").strip()
         assert f"{first_id.rjust(5)}  Hello  (4 messages, moe)" in ok(env, "chat", "--list")

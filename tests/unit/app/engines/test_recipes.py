@@ -40,7 +40,7 @@ def test_llamacpp_command_line_is_exact() -> None:
     assert spec.args == ("-m", "/models/m0/q.gguf", "--host", "127.0.0.1", "--port", "8080",
                          "--jinja", "-c", "8192", "-np", "2", "-ctk", "q8_0", "-ctv", "q8_0",
                          "-fa", "on", "--n-cpu-moe", "4", "-ngl", "999", "--tensor-split",
-                         "1,1", "--metrics")
+                         "1,1", "--metrics", "-lv", "4")
     assert [(m.source, m.target, m.read_only) for m in spec.mounts] == [("/m", "/models/m0",
                                                                          True)]
     assert spec.api_key_env == "LLAMA_API_KEY"
