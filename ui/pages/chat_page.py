@@ -578,7 +578,8 @@ class ChatPage(QWidget):
     def _start_reply(self, run: ReplyRun) -> None:
         history = self.chat.history
         self._run = run
-        self.message_list.sync(history.messages(run.conversation_id))
+        self.message_list.sync([m for m in history.messages(run.conversation_id)
+                                if m.id != run.message_id])
         message = history.message(run.message_id)
         assert message is not None
         self._streaming_widget = self.message_list.append(message)
