@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QFileDialog, QWidget
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QFileDialog, QLineEdit, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.paths import AppPaths
@@ -92,7 +93,9 @@ def choose_folder_when_asked(qtbot: QtBot, folder: Path) -> None:
             QTimer.singleShot(50, answer)
             return
         dialog.setDirectory(str(folder.parent))
-        dialog.selectFile(str(folder))
+        name = dialog.findChild(QLineEdit, "fileNameEdit")
+        assert isinstance(name, QLineEdit)
+        QTest.keyClicks(name, folder.name)
         dialog.accept()
 
     QTimer.singleShot(50, answer)
