@@ -43,8 +43,8 @@ class ExpertOffer:
         return bool(self.options)
 
     def label(self, option: ExpertOption) -> str:
-        """E.g. "4 experts (-12 MiB)", "8 experts (default)"."""
-        text = f"{option.count} expert{'s' if option.count != 1 else ''}"
+        """E.g. "4 (-12 MiB)", "8 (default)"."""
+        text = str(option.count)
         if option.count == self.default:
             return f"{text} (default)"
         if option.effect_mib is not None:

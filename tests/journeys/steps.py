@@ -84,11 +84,14 @@ def start_from_fit(qtbot: QtBot, app: RigdeckApp, models: Path) -> str:
     return name
 
 
-def wait_ready(qtbot: QtBot, backends: BackendsPage, name: str) -> BackendCard:
-    """Wait until the backend's card says ready; the card."""
+def wait_ready(qtbot: QtBot, backends: BackendsPage, name: str, *,
+               replacing: str | None = None) -> BackendCard:
+    """Wait until the backend's card says ready (a new one, where `replacing` names the
+    container or process it replaces); the card."""
     def ready() -> bool:
         card = card_of(backends, name)
-        return card is not None and str(BackendState.READY) in card.state_label.text()
+        return (card is not None and str(BackendState.READY) in card.state_label.text()
+                and card.backend.ref != replacing)
 
     qtbot.waitUntil(ready, timeout=READY_MS)
     card = card_of(backends, name)
@@ -125,3 +128,15 @@ def snapshot(widget: QWidget, name: str) -> None:
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         assert widget.grab().save(str(Path(folder) / f"{name}.png"))
+
+
+def pick_backend(qtbot: QtBot, chat: ChatPage, name: str) -> None:
+    """Choose backend `name` in the Chat page's Backend box; wait until it is ready."""
+    box = chat.endpoint_box
+    qtbot.waitUntil(lambda: box.findData(name) >= 0, timeout=WAIT_MS)
+    index = box.findData(name)
+    box.setCurrentIndex(index)
+    box.activated.emit(index)
+    qtbot.waitUntil(lambda: chat.status_label.text().startswith("Ready"), timeout=WAIT_MS)
+    assert chat.target is not None
+    assert chat.target.name == name

@@ -15,10 +15,11 @@ from tests.journeys.conftest import READY_MS, WAIT_MS, LaunchApp, open_page
 from tests.journeys.steps import (
     add_model_folder,
     ask,
-    card_of,
     chat_page,
+    pick_backend,
     snapshot,
     start_from_library,
+    wait_ready,
 )
 from tests.realparts.fixtures import TinyGgufFactory
 from tests.realparts.gguf_factory import TinyModelSpec
@@ -36,17 +37,15 @@ def test_the_experts_chip_relaunches_a_moe_backend_and_the_chat_goes_on(
     name, pid = card.backend.name, card.backend.ref
 
     chat = chat_page(app)
-    qtbot.waitUntil(lambda: chat.status_label.text().startswith("Ready"), timeout=WAIT_MS)
-    assert chat.target is not None
-    assert chat.target.name == name
+    pick_backend(qtbot, chat, name)
     ask(qtbot, chat, "Hello experts")
 
     experts = chat.experts_box
     qtbot.waitUntil(experts.isEnabled, timeout=WAIT_MS)
     labels = [experts.itemText(i) for i in range(experts.count())]
     assert len(labels) == 8
-    assert labels[1] == "Experts: 2 experts (default)"
-    assert experts.currentText() == "Experts: 2 experts (default)"
+    assert labels[1] == "Experts: 2 (default)"
+    assert experts.currentText() == "Experts: 2 (default)"
     assert all("MiB" in text or "same memory" in text for text in labels[2:])
 
     four = experts.findData(4)
@@ -64,12 +63,12 @@ def test_the_experts_chip_relaunches_a_moe_backend_and_the_chat_goes_on(
     qtbot.waitUntil(lambda: chat.status_label.text().startswith("Ready")
                     and experts.isEnabled(), timeout=READY_MS)
     assert experts.currentText() == labels[3]  # 4, with its memory effect
+    assert app.services.notifier.history[-1].text == (
+        f"{name} runs again, with 4 experts per token")
     snapshot(app.window, "experts-chip-after-relaunch")
     backends = open_page(app, "backends")
     assert isinstance(backends, BackendsPage)
-    relaunched = card_of(backends, name)
-    assert relaunched is not None
-    assert relaunched.backend.ref != pid  # relaunched: a new server process
+    relaunched = wait_ready(qtbot, backends, name, replacing=pid)  # a new server process
     relaunched.logs_button.click()
     qtbot.waitUntil(lambda: "n_expert_used" in backends.log_view.toPlainText(),
                     timeout=WAIT_MS)

@@ -193,6 +193,7 @@ class ChatPage(QWidget):
         self.think_button.setChecked(True)
         chips.addWidget(self.think_button)
         self.experts_box = QComboBox()
+        self.experts_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.experts_box.activated.connect(self._on_experts_box_activated)
         self._show_expert_offer(None)
         chips.addWidget(self.experts_box)
@@ -470,7 +471,10 @@ class ChatPage(QWidget):
     def _on_experts_relaunched(self, target: ChatTarget) -> None:
         self._relaunching = False
         self._services.backends.refresh()
-        self._services.notifier.info(f"{target.name} runs again, with the expert count chosen")
+        plan = target.plan
+        count = plan.experts if plan is not None and plan.experts else "its default number of"
+        self._services.notifier.info(f"{target.name} runs again, with {count} experts per "
+                                     "token")
         if shiboken6.isValid(self) and self.target is not None \
                 and self.target.name == target.name:
             self.set_endpoint(target.name)

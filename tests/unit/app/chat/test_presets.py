@@ -112,7 +112,7 @@ def test_a_moe_backend_offers_every_count_with_its_memory_effect(
     assert offer.default == 2
     assert offer.current == 2
     labels = [offer.label(o) for o in offer.options]
-    assert labels[1] == "2 experts (default)"
+    assert labels[1] == "2 (default)"
     effects = {o.count: o.effect_mib for o in offer.options}
     assert effects[2] == 0
     # more experts per token: a larger compute buffer, never less memory
