@@ -4,6 +4,7 @@ The build (about 6 minutes on 2 cores) lands in the cache folder; later runs reu
 Run as `python -m tests.realparts.llama_build` to build ahead of the tests.
 """
 
+import fcntl
 import logging
 import os
 import shutil
@@ -72,6 +73,17 @@ def ensure_llama_server() -> Path:
     if shutil.which("cmake") is None:
         raise PartMissing("cmake is not installed: apt-get install cmake g++")
     root = _build_root()
+    root.mkdir(parents=True, exist_ok=True)
+    # Two test sessions (or `prepare` and a session) building into one folder at once
+    # would write the same object files; the second waits for the first and reuses it.
+    with (root / ".build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if binary.exists():
+            return binary
+        return _build(root, binary)
+
+
+def _build(root: Path, binary: Path) -> Path:
     src = _sources(root)
     build = root / "build"
     _run(["cmake", "-S", str(src), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
