@@ -8,6 +8,7 @@ shapes are the same) and the app's own role feed and task runner.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QDialog, QListWidgetItem
 from pytestqt.qtbot import QtBot
 
@@ -45,7 +46,7 @@ def test_fitting_roles_are_checked_others_disabled_with_the_reason(
     services.roles.save(Role("Expert", adapters=(RoleAdapter(str(moe_lora)),)))
     services.roles.save(Role("Writer", icon="✎", adapters=(RoleAdapter(str(dense_lora)),)))
     dialog = _dialog(qtbot, services)
-    qtbot.keyClicks(dialog.model_edit, str(model))
+    QTest.keyClicks(dialog.model_edit, str(model))
     qtbot.waitUntil(lambda: dialog.model_roles is not None, timeout=WAIT_MS)
 
     items = _items(dialog)
@@ -77,7 +78,7 @@ def test_unchecking_a_role_leaves_its_adapter_out(
 
     dialog.roles_list.setFocus()
     dialog.roles_list.setCurrentItem(_items(dialog)["Second"])
-    qtbot.keyClick(dialog.roles_list, Qt.Key.Key_Space)  # the user unticks it
+    QTest.keyClick(dialog.roles_list, Qt.Key.Key_Space)  # the user unticks it
     assert dialog.checked_roles() == ["First"]
     assert dialog.plan().adapters == (str(first),)
     assert dialog.plan().context == 512
