@@ -202,10 +202,12 @@ class BackendStartDialog(QDialog):
         if not shiboken6.isValid(self):
             return
         self._reading = None
-        self._start_when_read = False
         self.roles_label.setText(f"The roles could not be read ({error}); starting without "
                                  "preloading any.")
         self.model_roles = ModelRoles(self._model_path(), None, {}, ())
+        if self._start_when_read:  # the user asked to start: as the label says
+            self._start_when_read = False
+            self._on_buttons_accepted()
 
     def checked_roles(self) -> list[str]:
         """The names of the roles whose adapters the plan preloads."""
