@@ -1,7 +1,19 @@
-"""The Start dialog: a plan's main values, prefilled from Fit or Library when they open it."""
+"""The Start dialog: a plan's main values, prefilled from Fit or Library when they open it,
+and the roles whose adapters to preload.
+
+The roles list follows the model field: the roles whose adapters fit the model
+(architecture and shapes, app.library.compat) are offered checked; the others are shown
+disabled with the reason, so an adapter that would make the engine refuse to start is
+never passed. Judging reads file headers, so it runs on the task runner (the page hands
+in `RoleFeed.roles_for_model`); Start waits for the answer for the model shown.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import shiboken6
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -11,14 +23,24 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QPushButton,
     QSpinBox,
+    QVBoxLayout,
     QWidget,
 )
 
 from app.engines.plan import ENGINES, LaunchPlan, PlanError
+from app.roles.launch import ModelRoles
 
 EDITABLE = frozenset({"model", "name", "engine", "context", "gpus", "port"})
+ROLE_READ_DELAY_MS = 300
+"""Wait this long after the last keystroke in the model field before reading the roles."""
+
+ReadRoles = Callable[[str, Callable[[ModelRoles], None], Callable[[BaseException], None]],
+                     None]
+"""`RoleFeed.roles_for_model`: judge the roles for a model path, off the GUI thread."""
 
 
 def _more_settings(plan: LaunchPlan | None) -> str:
@@ -34,17 +56,17 @@ class BackendStartDialog(QDialog):
     """Collects a LaunchPlan and a host; `plan()` checks it (PlanError says why not)."""
 
     def __init__(self, hosts: list[str], plan: LaunchPlan | None = None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, *, read_roles: ReadRoles | None = None
+                 ) -> None:
         super().__init__(parent)
+        self._read_roles = read_roles
+        self.model_roles: ModelRoles | None = None
+        """The roles judged for the model shown (None: not read yet)."""
+        self._reading: str | None = None
+        self._start_when_read = False
         self.setWindowTitle("Start a backend")
         form = QFormLayout(self)
-        self.model_edit = QLineEdit(plan.model if plan else "")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._on_browse_clicked)
-        row = QHBoxLayout()
-        row.addWidget(self.model_edit)
-        row.addWidget(browse)
-        form.addRow("Model", row)
+        form.addRow("Model", self._model_row(plan.model if plan else ""))
         self.name_edit = QLineEdit(plan.name if plan else "")
         self.name_edit.setPlaceholderText("from the model file")
         form.addRow("Name", self.name_edit)
@@ -69,6 +91,9 @@ class BackendStartDialog(QDialog):
         self.port_spin.setSpecialValueText("a free one")
         self.port_spin.setValue(plan.port or 0 if plan else 0)
         form.addRow("Port", self.port_spin)
+        roles_box = self._roles_box()
+        if read_roles is not None:
+            form.addRow("Roles", roles_box)
         self.more_label = QLabel(_more_settings(plan))
         self.more_label.setWordWrap(True)
         self.more_label.setVisible(bool(self.more_label.text()))
@@ -76,15 +101,124 @@ class BackendStartDialog(QDialog):
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
         form.addRow(self.error_label)
+        form.addRow(self._buttons())
+        self._base = plan
+        self.model_edit.textChanged.connect(self._on_model_edit_text_changed)
+        self._read_roles_now()
+
+    def _model_row(self, model: str) -> QHBoxLayout:
+        self.model_edit = QLineEdit(model)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._on_browse_clicked)
+        row = QHBoxLayout()
+        row.addWidget(self.model_edit)
+        row.addWidget(browse)
+        return row
+
+    # ------------------------------------------------------------------ roles
+    def _roles_box(self) -> QWidget:
+        """The preload list under its summary (shown when roles are handed in)."""
+        self.roles_label = QLabel()
+        self.roles_label.setWordWrap(True)
+        self.roles_list = QListWidget()
+        self.roles_list.setToolTip("Adapters of the checked roles are preloaded, so switching "
+                                   "role in a chat needs no restart")
+        self.roles_list.setMaximumHeight(120)
+        self._read_timer = QTimer(self)
+        self._read_timer.setSingleShot(True)
+        self._read_timer.setInterval(ROLE_READ_DELAY_MS)
+        self._read_timer.timeout.connect(self._on_read_timer_timeout)
+        box = QWidget()
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.roles_label)
+        layout.addWidget(self.roles_list)
+        return box
+
+    def _buttons(self) -> QDialogButtonBox:
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel)
         self.accept_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
         self.accept_button.setText("Start")
         buttons.accepted.connect(self._on_buttons_accepted)
         buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
-        self._base = plan
+        return buttons
 
+    def _model_path(self) -> str:
+        return self.model_edit.text().strip()
+
+    def _on_model_edit_text_changed(self, _text: str) -> None:
+        if self._read_roles is None:
+            return
+        self.model_roles = None
+        self.roles_list.clear()
+        self.roles_label.setText("Reading which roles fit this model…")
+        self._read_timer.start()
+
+    def _on_read_timer_timeout(self) -> None:
+        self._read_roles_now()
+
+    def _read_roles_now(self) -> None:
+        self._read_timer.stop()
+        path = self._model_path()
+        if self._read_roles is None or self._reading == path:
+            return
+        self._reading = path
+        self.roles_label.setText("Reading which roles fit this model…")
+        self._read_roles(path, self._on_roles_read, self._on_roles_failed)
+
+    def _on_roles_read(self, result: ModelRoles) -> None:
+        if not shiboken6.isValid(self):
+            return
+        if self._reading == result.model_path:
+            self._reading = None
+        if result.model_path != self._model_path():
+            return  # the model changed since: its own read follows
+        self.model_roles = result
+        self.roles_list.clear()
+        for fit in result.roles:
+            item = QListWidgetItem(fit.role.label if fit.fits
+                                   else f"{fit.role.label} — {fit.reason}")
+            item.setData(Qt.ItemDataRole.UserRole, fit.role.name)
+            if fit.fits:
+                item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable)
+                item.setCheckState(Qt.CheckState.Checked)
+                item.setToolTip("Its adapters fit the model: preloaded at start")
+            else:
+                item.setFlags(Qt.ItemFlag.NoItemFlags)
+                item.setCheckState(Qt.CheckState.Unchecked)
+                item.setToolTip(f"Not preloaded: {fit.reason}")
+            self.roles_list.addItem(item)
+        fitting = sum(fit.fits for fit in result.roles)
+        self.roles_label.setText(
+            "No role has LoRA adapters." if not result.roles else
+            f"{fitting} of {len(result.roles)} roles with adapters fit this model; the "
+            "checked ones are preloaded.")
+        if self._start_when_read:
+            self._start_when_read = False
+            self._on_buttons_accepted()
+
+    def _on_roles_failed(self, error: BaseException) -> None:
+        if not shiboken6.isValid(self):
+            return
+        self._reading = None
+        self.roles_label.setText(f"The roles could not be read ({error}); starting without "
+                                 "preloading any.")
+        self.model_roles = ModelRoles(self._model_path(), None, {}, ())
+        if self._start_when_read:  # the user asked to start: as the label says
+            self._start_when_read = False
+            self._on_buttons_accepted()
+
+    def checked_roles(self) -> list[str]:
+        """The names of the roles whose adapters the plan preloads."""
+        names = []
+        for row in range(self.roles_list.count()):
+            item = self.roles_list.item(row)
+            if item.checkState() == Qt.CheckState.Checked:
+                names.append(str(item.data(Qt.ItemDataRole.UserRole)))
+        return names
+
+    # ------------------------------------------------------------------ the plan
     def _on_browse_clicked(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Model file", "", "GGUF (*.gguf);;All (*)")
         if path:
@@ -110,12 +244,21 @@ class BackendStartDialog(QDialog):
         raw["gpus"] = gpus
         if self.port_spin.value():
             raw["port"] = self.port_spin.value()
-        return LaunchPlan.from_dict(raw)
+        plan = LaunchPlan.from_dict(raw)
+        roles = self.model_roles
+        if roles is None or roles.model_path != self._model_path():
+            return plan
+        return roles.plan_with(plan, self.checked_roles()).plan
 
     def _on_buttons_accepted(self) -> None:
         try:
             self.plan()
         except PlanError as exc:
             self.error_label.setText(str(exc))
+            return
+        if self._read_roles is not None and self.model_roles is None:
+            self._start_when_read = True  # Start as soon as the roles for this model are known
+            self.error_label.setText("Reading which roles fit this model…")
+            self._read_roles_now()
             return
         self.accept()

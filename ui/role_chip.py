@@ -16,10 +16,11 @@ from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap, QStandardItemModel
 from PySide6.QtWidgets import QComboBox
 
 from app.roles.binding import bind_role
+from app.roles.check import BackendRoles
 from app.roles.requests import BASE_MODEL, RoleRequest, role_request
 from app.roles.role import Role, RoleError
 from app.roles.served import NO_LORA, LoraApi
-from ui.role_feed import NO_ROLE, BackendRoles, RoleFeed
+from ui.role_feed import NO_ROLE, RoleFeed
 
 log = logging.getLogger(__name__)
 

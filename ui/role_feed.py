@@ -3,26 +3,23 @@
 Owns the `RoleStore`; `changed` tells the Roles page, the Chat page and the tray that the
 list changed; `chosen` carries the role the user picked (on the Roles page, a Chat chip
 or the tray) for the current conversation and new ones. Checking a role against a
-backend reads adapter files and asks the server, so it runs on the task runner.
+backend reads adapter files and asks the server, and judging the roles for a model reads
+file headers, so both run on the task runner.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
 from app.chat.base_url import normalise_base_url
 from app.engines.plan import LaunchPlan
-from app.library.entries import Entry
-from app.library.loader import load_entry
-from app.roles.binding import read_adapters
-from app.roles.requests import Availability, role_availability
+from app.roles.check import BackendRoles, check_roles
+from app.roles.launch import ModelRoles, roles_for_model
 from app.roles.role import Role
-from app.roles.served import LoraApi, ServedLoras
 from app.roles.store import RoleStore
 from app.runtime.backend import Backend
 from ui.tasks import TaskRunner
@@ -32,15 +29,6 @@ log = logging.getLogger(__name__)
 NO_ROLE = ""
 """The name `chosen` carries for "no role" (the plain base model, no system prompt)."""
 NO_ROLE_LABEL = "No role"
-
-
-@dataclass(frozen=True)
-class BackendRoles:
-    """A backend's answer: what it serves and, per role name, whether it can serve it."""
-
-    url: str
-    served: ServedLoras
-    availability: dict[str, Availability]
 
 
 class RoleFeed(QObject):
@@ -97,24 +85,18 @@ class RoleFeed(QObject):
         """
         roles = list(self.roles().values())
         plan = _plan_at(url, self.backends())
-
-        def job() -> BackendRoles:
-            with LoraApi(url, api_key) as api:
-                served = api.served()
-            served_model: Entry | None = None
-            if plan is not None:
-                served = served.with_launch(max_rank=plan.max_lora_rank,
-                                            runtime_loading=bool(plan.adapters))
-                served_model = load_entry(Path(plan.model))
-            adapters = read_adapters(roles)
-            return BackendRoles(url, served, {
-                role.name: role_availability(role, served, model=served_model,
-                                             adapters=adapters)
-                for role in roles})
-
-        self.tasks.run(job, description=f"Asking {url} which LoRA adapters it serves",
+        self.tasks.run(lambda: check_roles(roles, url, api_key, plan),
+                       description=f"Asking {url} which LoRA adapters it serves",
                        on_done=on_done, on_error=on_error)
 
+    def roles_for_model(self, model_path: str, on_done: Callable[[ModelRoles], None],
+                        on_error: Callable[[BaseException], None] | None = None) -> None:
+        """Judge every role with adapters against the model at `model_path` (the Start
+        dialog's preload list); reads the model's and adapters' headers on the runner."""
+        roles = list(self.roles().values())
+        self.tasks.run(lambda: roles_for_model(roles, model_path),
+                       description=f"Reading which roles fit {Path(model_path).name}",
+                       on_done=on_done, on_error=on_error)
 
 
 def backend_at(url: str, backends: list[Backend]) -> Backend | None:

@@ -1,9 +1,16 @@
-"""Parse what llama-server says about its memory: the `… buffer size = X MiB` lines.
+"""Parse what llama-server says at load: its memory (the `… buffer size = X MiB` lines)
+and an adapter it refused.
 
 llama.cpp prints each buffer it allocates at load (load_tensors: model, llama_kv_cache: KV,
 llama_context: output, sched_reserve: compute) and, at exit or with -lv 4 after fitting, a
 `memory breakdown [MiB]` table. The fit planner compares its estimate with these, the
 calibration store records them, and the backends show them.
+
+A `--lora` that does not fit the model makes the server exit at start; the log names the
+adapter (common.cpp: "failed to load lora adapter '<path>'"), llama-adapter.cpp's reason
+("model arch and LoRA arch mismatch", "… has incorrect shape …") and the model
+("failed to create context with model '<path>'"), then only "exiting due to model loading
+error".
 """
 
 from __future__ import annotations
@@ -27,6 +34,11 @@ _BREAKDOWN = re.compile(r"\|\s*-\s*(?P<name>[^|]+?)\s*\|\s*(?P<cols>[0-9 =+\-]+?
 _LOADING_DONE = re.compile(r"server is listening|listening on http|all slots are idle|model loaded")
 
 KINDS = ("model", "KV", "compute", "output")
+
+_LORA_REFUSED = re.compile(r"failed to load lora adapter '(?P<path>[^']+)'")
+_LORA_WHY = re.compile(r"failed to apply lora adapter: (?P<why>.+)")
+_MODEL_PATH = re.compile(r"(?:failed to create.context with model|loading model|"
+                         r"failed to load model,) '(?P<path>[^']+)'")
 
 
 @dataclass
@@ -101,3 +113,28 @@ def parse_llama_log(lines: Iterable[str]) -> BufferReport:
             nums = [int(x) for x in re.findall(r"\d+", b.group("cols"))]
             report.breakdown[b.group("name").strip()] = nums
     return report
+
+
+@dataclass(frozen=True)
+class AdapterRefusal:
+    """An adapter llama-server would not load: file names, and its reason as printed."""
+
+    adapter: str
+    model: str | None
+    why: str | None
+
+
+def _file_name(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def adapter_refusal(text: str) -> AdapterRefusal | None:
+    """The adapter a llama-server log says it refused to load, or None."""
+    refused = _LORA_REFUSED.search(text)
+    if refused is None:
+        return None
+    why = _LORA_WHY.search(text)
+    model = _MODEL_PATH.search(text)
+    return AdapterRefusal(_file_name(refused.group("path")),
+                          _file_name(model.group("path")) if model else None,
+                          why.group("why").strip() if why else None)

@@ -1,15 +1,20 @@
-"""Does a LoRA adapter fit a model? Decided from tensor shapes, never from names.
+"""Does a LoRA adapter fit a model? Decided from the architecture and the tensor shapes,
+never from names.
 
 A base model's name in adapter_config.json is often a local path or a sibling
-fine-tune; what matters to the engine is that every A/B matrix lines up with the
-model's weights. So the check compares the hidden size, the layer count and then each
-targeted projection's `(in, out)` against the model's own tensors.
+fine-tune; what matters to the engine is that the adapter was made for the model's
+architecture (llama.cpp refuses a GGUF LoRA of another `general.architecture` even when
+every matrix lines up: qwen3 and qwen3moe share their attention shapes) and that every
+A/B matrix lines up with the model's weights. So the check compares the architectures
+where both are known (see app.library.architectures), the hidden size, the layer count
+and then each targeted projection's `(in, out)` against the model's own tensors.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.library.architectures import same_architecture
 from app.library.entries import Adapter, Entry
 
 _MAX_LISTED = 3
@@ -32,7 +37,8 @@ def _arrow(dims: tuple[int, int]) -> str:
 
 def check_compatibility(adapter: Entry, model: Entry) -> Compatibility:
     """Whether `adapter` can be applied to `model`, with the first reason it cannot."""
-    verdict = _readable(adapter, model) or _dimensions(adapter, model)
+    verdict = (_readable(adapter, model) or _architecture(adapter, model)
+               or _dimensions(adapter, model))
     if verdict is not None:
         return verdict
     if not model.linear_shapes:
@@ -50,6 +56,15 @@ def _readable(adapter: Entry, model: Entry) -> Compatibility | None:
     for entry, role in ((adapter, "adapter"), (model, "model")):
         if entry.error:
             return Compatibility(None, f"the {role} could not be read: {entry.error}")
+    return None
+
+
+def _architecture(adapter: Entry, model: Entry) -> Compatibility | None:
+    """An adapter for another architecture (when both are known) never fits."""
+    if adapter.architecture and model.architecture and not same_architecture(
+            adapter.architecture, model.architecture):
+        return Compatibility(False, f"adapter for {adapter.architecture}, "
+                                    f"model is {model.architecture}")
     return None
 
 

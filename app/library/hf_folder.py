@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from app.library.architectures import config_architecture
 from app.library.entries import Model
 from app.library.json_files import FolderError, folder_size, read_json_object, read_optional_json
 from app.library.modules import torch_key
@@ -233,10 +234,6 @@ def read_hf_folder(folder: Path) -> Model:
     sliding = _int(config.get("sliding_window"))
     if config.get("use_sliding_window") is False:
         sliding = None
-    archs = config.get("architectures")
-    arch = config.get("model_type")
-    if not isinstance(arch, str):
-        arch = archs[0] if isinstance(archs, list) and archs and isinstance(archs[0], str) else None
     if missing:
         log.info("%s: shards not present yet: %s", folder, ", ".join(missing))
     return Model(
@@ -245,7 +242,7 @@ def read_hf_folder(folder: Path) -> Model:
         name=folder.name,
         size_bytes=folder_size(folder),
         complete=not missing and all(h.complete for h in headers),
-        architecture=arch,
+        architecture=config_architecture(config),
         layers=_int(config.get("num_hidden_layers")),
         hidden_size=hidden,
         linear_shapes=_linear_shapes(headers, quant, config),

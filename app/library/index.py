@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS entries (
     record TEXT NOT NULL
 )
 """
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: PEFT adapters carry their base's architecture (entries read before lack it)."""
 
 
 @dataclass(frozen=True)

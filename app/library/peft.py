@@ -1,4 +1,8 @@
-"""Reads a PEFT LoRA folder: adapter_config.json and adapter_model.safetensors headers."""
+"""Reads a PEFT LoRA folder: adapter_config.json and adapter_model.safetensors headers.
+
+The architecture is the base model's, read from the base's config.json where the base is
+on disk (a folder, or a repo id in the Hugging Face cache); PEFT does not record it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from app.library.architectures import base_architecture
 from app.library.entries import Adapter
 from app.library.json_files import FolderError, folder_size, read_json_object
 from app.library.modules import hidden_from_shapes, layer_count, torch_key
@@ -68,12 +73,14 @@ def read_peft_folder(folder: Path) -> Adapter:
     rank = config.get("r")
     alpha = config.get("lora_alpha")
     base = config.get("base_model_name_or_path")
+    base = base if isinstance(base, str) and base else None
     return Adapter(
         path=folder,
         format="peft",
         name=folder.name,
         size_bytes=folder_size(folder),
         complete=complete,
+        architecture=base_architecture(base, folder),
         layers=layer_count(shapes),
         hidden_size=hidden_from_shapes(shapes),
         linear_shapes=shapes,
@@ -83,5 +90,5 @@ def read_peft_folder(folder: Path) -> Adapter:
         else None,
         target_modules=_target_modules(config, {k.split(".", 1)[1] for k in shapes}),
         dtype=dtypes.most_common(1)[0][0] if dtypes else None,
-        base_model=base if isinstance(base, str) and base else None,
+        base_model=base,
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from app.library.entries import Source
 from app.library.gguf import split_part_paths
+from app.library.hf_cache import current_snapshot, hf_cache_dir
 from app.library.hf_folder import is_hf_folder
 from app.library.peft import CONFIG_FILE as PEFT_CONFIG
 
@@ -130,32 +131,6 @@ def _named(path: Path, source: Source, root: Path, prefix: str | None) -> Candid
 
 
 # ---------------------------------------------------------------- Hugging Face hub cache
-def hf_cache_dir(env: Mapping[str, str], home: Path) -> Path:
-    """The hub cache the `huggingface_hub` library uses: HF_HUB_CACHE, HF_HOME/hub, or default."""
-    if env.get("HF_HUB_CACHE"):
-        return Path(env["HF_HUB_CACHE"])
-    if env.get("HF_HOME"):
-        return Path(env["HF_HOME"]) / "hub"
-    base = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else home / ".cache"
-    return base / "huggingface" / "hub"
-
-
-def _snapshot(repo: Path) -> Path | None:
-    """The snapshot `refs/main` points to, else the most recently written one."""
-    snapshots = repo / "snapshots"
-    try:
-        main = (repo / "refs" / "main").read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        main = ""
-    if main and (snapshots / main).is_dir():
-        return snapshots / main
-    try:
-        candidates = [p for p in snapshots.iterdir() if p.is_dir()]
-    except OSError:
-        return None
-    return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
-
-
 def discover_hf_cache(root: Path) -> Discovery:
     """Models and adapters in a hub cache: `models--org--name/snapshots/<revision>/`."""
     found = Discovery()
@@ -166,7 +141,7 @@ def discover_hf_cache(root: Path) -> Discovery:
         return found
     for repo in repos:
         repo_name = repo.name.removeprefix("models--").replace("--", "/")
-        snapshot = _snapshot(repo)
+        snapshot = current_snapshot(repo)
         if snapshot is None:
             continue
         found.extend(walk_folder(snapshot, "hf-cache", repo_name))

@@ -4,6 +4,11 @@ llama.cpp gets a `--lora` per adapter with `--lora-init-without-apply` (the reci
 that for `plan.adapters`), so no adapter applies until a request asks for it. vLLM gets
 `--enable-lora`, `--max-loras` (the number of adapters) and `--max-lora-rank` (the
 largest rank among them, rounded up to a value vLLM accepts).
+
+Only adapters that fit the model are added (app.library.compat: architecture and
+shapes), so a role never makes the engine refuse to load — llama-server exits at start
+on an adapter for another architecture. The Start dialog offers the roles that fit a
+model (`roles_for_model`) and the Roles page relaunches with all of them.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from app.engines.plan import LaunchPlan
-from app.library.entries import Adapter, Entry
+from app.library.entries import Adapter, Entry, Model
 from app.library.loader import load_entry
 from app.roles.binding import read_adapters
 from app.roles.requests import files_problem
@@ -32,6 +37,64 @@ class RolesLaunch:
     plan: LaunchPlan
     roles: tuple[str, ...]
     skipped: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class RoleFit:
+    """A role with adapters and whether they fit the model; `reason` when they do not."""
+
+    role: Role
+    reason: str | None = None
+
+    @property
+    def fits(self) -> bool:
+        return self.reason is None
+
+
+@dataclass(frozen=True)
+class ModelRoles:
+    """The roles with adapters judged against one model, with the files read to judge
+    them, so the plan is built from them without reading anything again."""
+
+    model_path: str
+    model: Entry | None
+    adapters: Mapping[str, Entry | None]
+    roles: tuple[RoleFit, ...]
+
+    def plan_with(self, plan: LaunchPlan, names: Iterable[str]) -> RolesLaunch:
+        """`plan` with the adapters of the roles called `names` that fit the model."""
+        wanted = set(names)
+        chosen = [fit.role for fit in self.roles if fit.fits and fit.role.name in wanted]
+        return plan_with_roles(plan, chosen, model=self.model, adapters=self.adapters)
+
+
+def roles_for_model(roles: Iterable[Role], model_path: str) -> ModelRoles:
+    """Which of `roles` (those with adapters) can be preloaded with the model at
+    `model_path`, and why not the others. Reads the model's header and the adapters'.
+
+    A model that cannot be read here (a typo, a file on a remote host) fits no role:
+    nothing could say whether llama-server would accept the adapters.
+    """
+    with_adapters = [role for role in roles if role.adapters]
+    path = model_path.strip()
+    model = load_entry(Path(path)) if path else None
+    adapters = read_adapters(with_adapters)
+    unusable = _unusable_model(path, model)
+    fits = []
+    for role in with_adapters:
+        problem = files_problem(role, model, adapters) if unusable is None else None
+        fits.append(RoleFit(role, unusable or (problem.reason if problem else None)))
+    return ModelRoles(path, model, adapters, tuple(fits))
+
+
+def _unusable_model(path: str, model: Entry | None) -> str | None:
+    if model is None:
+        return "choose a model first"
+    if model.error:
+        return f"the model cannot be read here: {model.error}"
+    if not isinstance(model, Model):
+        return f"{Path(path).name} is an adapter, not a model"
+    return None
 
 
 def vllm_max_rank(ranks: Iterable[int]) -> int:
@@ -66,17 +129,24 @@ def plan_with_roles(plan: LaunchPlan, roles: Iterable[Role], *, model: Entry | N
 
 
 def relaunch_with_roles(service: BackendsService, backend: Backend, roles: Iterable[Role],
-                        *, wait: bool = False) -> StartResult:
-    """Stop `backend` and start it again with its plan plus the roles' adapters.
+                        *, needed: Iterable[str] = (), wait: bool = False) -> StartResult:
+    """Stop `backend` and start it again with its plan plus the adapters of every role
+    that fits its model; the others are left out.
+
+    `needed`: names of roles that must be among them (the one the user asked for).
 
     Raises:
-        RoleError: none of the roles can be served by the backend's model (why).
+        RoleError: a needed role, or every role with adapters, does not fit (why); the
+            backend is left running.
         PlanError, UserError: from reading the plan or starting the backend.
     """
     roles = list(roles)
     plan = LaunchPlan.from_json(backend.plan_json)
     launch = plan_with_roles(plan, roles, model=load_entry(Path(plan.model)),
                              adapters=read_adapters(roles))
-    if launch.skipped:
-        raise RoleError("; ".join(f"role {name!r}: {why}" for name, why in launch.skipped))
+    required = set(needed)
+    refused = [(name, why) for name, why in launch.skipped
+               if name in required or not launch.roles]
+    if refused:
+        raise RoleError("; ".join(f"role {name!r}: {why}" for name, why in refused))
     return service.relaunch(backend, launch.plan, wait=wait)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from app.engines.llamacpp_log import adapter_refusal
+
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"out of memory|cudaMalloc failed|CUDA_ERROR_OUT_OF_MEMORY|OutOfMemoryError"
                 r"|failed to allocate .*buffer", re.I),
@@ -34,8 +36,29 @@ _SIGNALS = {137: "was killed (SIGKILL)", 139: "crashed (segmentation fault)",
             134: "aborted (SIGABRT)", 143: "was stopped (SIGTERM)"}
 
 
+_ADAPTER_WHY = ((re.compile(r"arch mismatch"), "it was made for another architecture"),
+                (re.compile(r"incorrect shape"), "its matrices have other shapes"),
+                (re.compile(r"does not exist in base model"),
+                 "it adapts tensors the model does not have"))
+
+
+def _adapter_refused(text: str) -> str | None:
+    """llama-server refused a --lora (it then says only "model loading error")."""
+    refusal = adapter_refusal(text)
+    if refusal is None:
+        return None
+    why = next((said for pattern, said in _ADAPTER_WHY
+                if refusal.why and pattern.search(refusal.why)), refusal.why)
+    model = f"model {refusal.model}" if refusal.model else "the model"
+    return (f"adapter {refusal.adapter} does not fit {model}" + (f": {why}" if why else "")
+            + "; start without it (leave its role out) or with the model it was made for")
+
+
 def explain_log(text: str, port: int | None = None) -> str | None:
     """The reason a known message in `text` stands for, or None."""
+    refused = _adapter_refused(text)  # before the patterns: it also says "failed to load model"
+    if refused:
+        return refused
     for pattern, reason in _PATTERNS:
         match = pattern.search(text)
         if match:

@@ -26,6 +26,7 @@ from app.chat.history import HistoryStore
 from app.chat.session import ReplyRun, TurnSettings, build_request, detect_support
 from app.engines import llamacpp
 from app.engines.plan import LaunchPlan
+from app.errors import UserError
 from app.library.loader import load_entry
 from app.paths import AppPaths
 from app.roles.binding import bind_role, read_adapters
@@ -219,6 +220,36 @@ def test_relaunch_with_a_role_preloads_its_adapter(
         for started in live:
             if started.state.is_live:
                 service.stop(started)
+        service.close()
+
+
+def test_an_adapter_the_engine_refuses_is_named_with_the_model(
+        llama_server_binary: Path, tiny_gguf: TinyGgufFactory, tmp_path: Path,
+        leak_guard: LeakGuard) -> None:
+    """A plan that still carries an adapter for another architecture (a plan file, extra
+    care skipped): llama-server exits with only "model loading error"; the backend's reason
+    names the adapter and the model."""
+    model = tiny_gguf(TinyModelSpec(arch="qwen3moe"), filename="tiny-moe.gguf")
+    dense = tiny_gguf.lora(TinyModelSpec(arch="qwen3"), filename="qwen3-lora.gguf")
+    service = BackendsService([processes_host()], KeyKeeper(SecretStore()),
+                              run_dir=tmp_path / "run",
+                              llama_server_path=str(llama_server_binary))
+    plan = LaunchPlan(model=str(model), name="refused", context=512, threads=1,
+                      port=leak_guard.free_port(), adapters=(str(dense),))
+    try:
+        backend = service.start(plan, PROCESSES).backend
+        with pytest.raises(UserError) as failed:
+            service.wait_ready(backend)
+        assert "exiting due to model loading error" in service.log_tail(backend)
+        assert backend.reason == (
+            "adapter qwen3-lora.gguf does not fit model tiny-moe.gguf: it was made for "
+            "another architecture; start without it (leave its role out) or with the model "
+            "it was made for")
+        assert backend.reason in str(failed.value)
+    finally:
+        for found in service.refresh():
+            if found.state.is_live:
+                service.stop(found)
         service.close()
 
 

@@ -222,8 +222,10 @@ class BackendsPage(QWidget):
         self.open_start_dialog()
 
     def open_start_dialog(self, plan: LaunchPlan | None = None) -> BackendStartDialog:
-        """The Start dialog (window-modal), prefilled with `plan` (from Fit or Library)."""
-        dialog = BackendStartDialog(list(self.feed.service.hosts), plan, self)
+        """The Start dialog (window-modal), prefilled with `plan` (from Fit or Library),
+        offering the roles whose adapters fit the model for preloading."""
+        dialog = BackendStartDialog(list(self.feed.service.hosts), plan, self,
+                                    read_roles=self.services.roles.roles_for_model)
         dialog.accepted.connect(lambda: self._start(dialog.plan(), dialog.host(), force=False))
         self.start_dialog = dialog
         dialog.open()

@@ -28,13 +28,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import UserError
+from app.roles.check import BackendRoles
 from app.roles.launch import relaunch_with_roles
 from app.roles.role import Role
 from app.roles.store import file_name
 from app.runtime.backend import Backend
 from ui.role_chip import colour_dot
 from ui.role_editor import RoleEditorWidget
-from ui.role_feed import BackendRoles, backend_at
+from ui.role_feed import backend_at
 from ui.role_test_box import RoleTestBoxWidget
 from ui.services import Services
 
@@ -120,7 +121,8 @@ class RolesPage(QWidget):
         status.addWidget(self.check_button)
         self.relaunch_button = QPushButton("Relaunch with this role")
         self.relaunch_button.setToolTip("Stop the backend and start it again with its plan "
-                                        "plus this role's adapters preloaded")
+                                        "plus the adapters of this role and of every other "
+                                        "role that fits its model preloaded")
         self.relaunch_button.clicked.connect(self._on_relaunch_button_clicked)
         self.relaunch_button.hide()
         status.addWidget(self.relaunch_button)
@@ -313,7 +315,8 @@ class RolesPage(QWidget):
         self.relaunch_button.setVisible(bool(verdict and verdict.fix == "relaunch"))
         self.relaunch_button.setEnabled(backend is not None)
         self.relaunch_button.setToolTip(
-            f"Stop {backend.name} and start it again with this role's adapters preloaded"
+            f"Stop {backend.name} and start it again with this role's adapters (and those of "
+            "every other role that fits) preloaded"
             if backend is not None else
             "Only a backend Rigdeck started can be relaunched; start one from the "
             "Backends page")
@@ -330,11 +333,13 @@ class RolesPage(QWidget):
         if role is None or backend is None:
             return
         service = self._services.backends.service
+        roles = list(self.feed.roles().values())
         self.relaunch_button.setEnabled(False)
-        self.status_label.setText(f"Relaunching {backend.name} with {role.label}…")
+        self.status_label.setText(f"Relaunching {backend.name} with {role.label} and every "
+                                  "other role that fits its model…")
 
         def job() -> Backend:
-            started = relaunch_with_roles(service, backend, [role]).backend
+            started = relaunch_with_roles(service, backend, roles, needed=[role.name]).backend
             return service.wait_ready(started)
 
         self._services.tasks.run(job, description=f"Relaunching {backend.name} with role "

@@ -10,14 +10,11 @@ from typing import Any
 
 from app.engines.plan import LaunchPlan
 from app.errors import UserError
-from app.library.entries import Entry
-from app.library.loader import load_entry
 from app.paths import AppPaths
-from app.roles.binding import read_adapters
-from app.roles.requests import role_availability
+from app.roles.check import BackendRoles, check_roles
 from app.roles.role import Role
-from app.roles.served import LoraApi, ServedLoras
 from app.roles.store import RoleStore
+from app.runtime.backend import Backend
 from app.runtime.setup import build_service
 
 
@@ -56,12 +53,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"exported role {args.export!r} to {args.output}")
         return 0
     roles = store.all()
-    served, model = None, None
+    checked: BackendRoles | None = None
     if args.url:
-        served = _served(args.url, args.api_key)
+        checked = check_roles(roles.values(), args.url, args.api_key)
     elif args.backend:
-        served, model = _backend(paths, args.backend)
-    rows = [_row(role, served, model) for role in roles.values()]
+        backend = _backend(paths, args.backend)
+        checked = check_roles(roles.values(), backend.base_url, backend.api_key,
+                              LaunchPlan.from_json(backend.plan_json))
+    rows = [_row(role, checked) for role in roles.values()]
     if args.json:
         print(json.dumps({"roles": rows, "problems": store.problems}, indent=2,
                          ensure_ascii=False))
@@ -78,13 +77,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _served(url: str, api_key: str | None) -> ServedLoras:
-    with LoraApi(url, api_key) as api:
-        return api.served()
-
-
-def _backend(paths: AppPaths, name: str) -> tuple[ServedLoras, Entry]:
-    """What the Rigdeck backend `name` serves (with its plan's vLLM limits) and its model.
+def _backend(paths: AppPaths, name: str) -> Backend:
+    """The running Rigdeck backend `name`.
 
     Raises:
         UserError: no running backend of that name.
@@ -96,15 +90,10 @@ def _backend(paths: AppPaths, name: str) -> tuple[ServedLoras, Entry]:
         service.close()
     if not found:
         raise UserError(f"no running backend named {name!r} (see rigdeck ps)")
-    backend = found[0]
-    plan = LaunchPlan.from_json(backend.plan_json)
-    with LoraApi(backend.base_url, backend.api_key) as api:
-        served = api.served().with_launch(max_rank=plan.max_lora_rank,
-                                          runtime_loading=bool(plan.adapters))
-    return served, load_entry(Path(plan.model))
+    return found[0]
 
 
-def _row(role: Role, served: ServedLoras | None, model: Entry | None) -> dict[str, Any]:
+def _row(role: Role, checked: BackendRoles | None) -> dict[str, Any]:
     row: dict[str, Any] = {
         "name": role.name, "label": role.label, "colour": role.colour,
         "description": role.description, "system_prompt": role.system_prompt,
@@ -112,8 +101,7 @@ def _row(role: Role, served: ServedLoras | None, model: Entry | None) -> dict[st
         "base_models": list(role.base_models), "builtin": role.builtin,
         "adapters": [{"path": a.path, "scale": a.scale} for a in role.adapters],
     }
-    if served is not None:
-        verdict = role_availability(role, served, model=model,
-                                    adapters=read_adapters([role]))
+    if checked is not None:
+        verdict = checked.availability[role.name]
         row.update(available=verdict.ok, reason=verdict.reason, fix=verdict.fix)
     return row

@@ -282,12 +282,17 @@ def process_services(qtbot: QtBot, app_paths: AppPaths, llama_server_binary: Pat
     built.shutdown()
 
 
-def test_relaunch_button_restarts_a_rigdeck_backend_with_the_role(
+def test_relaunch_button_restarts_a_rigdeck_backend_with_every_fitting_role(
         qtbot: QtBot, leak_guard: LeakGuard, process_services: Services,
         models: Models) -> None:
-    """(The leak guard comes first, so it checks after the services stopped the backend.)"""
+    """The selected role's adapter and the other fitting role's are preloaded; the role
+    for a wider model is left out (llama-server would refuse to start with it).
+
+    (The leak guard comes first, so it checks after the services stopped the backend.)"""
     services = process_services
     services.roles.save(coach(models))
+    services.roles.save(tutor(models))
+    services.roles.save(Role("Wide", adapters=(RoleAdapter(str(models.wide)),)))
     plan = LaunchPlan(model=str(models.model), name="roles-ui", context=512, threads=1)
     backend = services.backends.service.start(plan, PROCESSES, wait=True).backend
     with qtbot.wait_signal(services.backends.updated, timeout=WAIT_MS):
@@ -309,7 +314,8 @@ def test_relaunch_button_restarts_a_rigdeck_backend_with_the_role(
     assert [b.name for b in live] == ["roles-ui"]
     assert live[0].ref != backend.ref  # a new process, on the same port
     assert live[0].port == backend.port
-    assert LaunchPlan.from_json(live[0].plan_json).adapters == (str(models.coach),)
+    assert LaunchPlan.from_json(live[0].plan_json).adapters == (str(models.coach),
+                                                                str(models.tutor))
 
 
 def _sendable(chip: RoleChipWidget) -> bool:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from app.library.hf_cache import hf_cache_dir
 from app.library.library import Library
-from app.library.sources import discover, hf_cache_dir, walk_folder
+from app.library.sources import discover, walk_folder
 from tests.unit.app.library.builders import (
     HfModel,
     Shape,

@@ -1,4 +1,5 @@
-"""Launching with roles: which adapters are preloaded, the engines' flags, the memory."""
+"""Launching with roles: which adapters are preloaded (and which roles a model offers),
+the engines' flags, the memory."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from app.fit.plan import FitPlan
 from app.library.gguf import read_gguf_header
 from app.library.loader import load_entry
 from app.roles.binding import read_adapters
-from app.roles.launch import plan_with_roles, vllm_max_rank
+from app.roles.launch import plan_with_roles, roles_for_model, vllm_max_rank
 from app.roles.role import Role, RoleAdapter
 from app.runtime.fit_check import adapter_bytes
+from tests.realparts.gguf_factory import TinyModelSpec, write_lora_adapter, write_tiny_model
 from tests.unit.app.library.builders import (
     Shape,
     write_gguf,
@@ -83,3 +85,37 @@ def test_fit_counts_the_preloaded_adapters_on_the_layers_device(tmp_path: Path) 
     cpu = estimate_llamacpp(header, FitPlan(ctx=512, device="cpu", adapter_bytes=size))
     cpu_plain = estimate_llamacpp(header, FitPlan(ctx=512, device="cpu"))
     assert cpu.host.weights_mib > cpu_plain.host.weights_mib
+
+
+def test_roles_for_a_model_offer_only_adapters_of_its_architecture(tmp_path: Path) -> None:
+    """The Start dialog's list: a qwen3 LoRA has the qwen3moe model's attention shapes,
+    yet llama-server refuses it ("model arch and LoRA arch mismatch")."""
+    moe = TinyModelSpec(arch="qwen3moe")
+    model = write_tiny_model(tmp_path / "moe.gguf", moe)
+    moe_lora = write_lora_adapter(tmp_path / "moe-lora.gguf", moe)
+    dense_lora = write_lora_adapter(tmp_path / "dense-lora.gguf", TinyModelSpec(arch="qwen3"))
+    roles = [Role("Plain"),
+             Role("Moe", adapters=(RoleAdapter(str(moe_lora)),)),
+             Role("Dense", adapters=(RoleAdapter(str(dense_lora)),)),
+             Role("Gone", adapters=(RoleAdapter(str(tmp_path / "gone.gguf")),))]
+
+    found = roles_for_model(roles, str(model))
+
+    assert [(fit.role.name, fit.reason) for fit in found.roles] == [
+        ("Moe", None),
+        ("Dense", "incompatible base: adapter for qwen3, model is qwen3moe"),
+        ("Gone", f"adapter file missing: {tmp_path / 'gone.gguf'}")]
+    launch = found.plan_with(LaunchPlan(model=str(model)), ["Moe", "Dense", "Gone"])
+    assert launch.plan.adapters == (str(moe_lora),)
+    assert launch.roles == ("Moe",)
+    assert found.plan_with(LaunchPlan(model=str(model)), []).plan.adapters == ()
+
+
+def test_no_role_fits_a_model_that_cannot_be_read(tmp_path: Path) -> None:
+    lora = write_gguf_lora(tmp_path / "coach.gguf")
+    roles = [Role("Coach", adapters=(RoleAdapter(str(lora)),))]
+    assert roles_for_model(roles, "").roles[0].reason == "choose a model first"
+    missing = roles_for_model(roles, str(tmp_path / "typo.gguf")).roles[0]
+    assert missing.reason == "the model cannot be read here: file not found"
+    assert roles_for_model(roles, str(lora)).roles[0].reason == (
+        "coach.gguf is an adapter, not a model")
