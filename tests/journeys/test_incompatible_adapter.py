@@ -36,7 +36,7 @@ from ui.main_window import MainWindow
 from ui.pages.backends_page import BackendsPage
 from ui.services import Services
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.journey
 
 WAIT_MS = 30_000
 READY_MS = 180_000
