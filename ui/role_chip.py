@@ -15,11 +15,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap, QStandardItemModel
 from PySide6.QtWidgets import QComboBox
 
-from app.roles.binding import bind_role
+from app.roles.binding import bind_role_at
 from app.roles.check import BackendRoles
 from app.roles.requests import BASE_MODEL, RoleRequest, role_request
 from app.roles.role import Role, RoleError
-from app.roles.served import NO_LORA, LoraApi
+from app.roles.served import NO_LORA
 from ui.role_feed import NO_ROLE, RoleFeed
 
 log = logging.getLogger(__name__)
@@ -139,8 +139,7 @@ class RoleChipWidget(QComboBox):
         self._load_failed.pop(name, None)
 
         def job() -> RoleRequest:
-            with LoraApi(url, key) as api:
-                return bind_role(role, api, served=backend.served)
+            return bind_role_at(url, key, role, backend.served)
 
         def failed(error: BaseException) -> None:
             log.info("loading the adapter of role %s failed: %s", name, error)

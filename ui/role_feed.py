@@ -15,10 +15,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from app.chat.base_url import normalise_base_url
-from app.engines.plan import LaunchPlan
+from app.chat.service import ChatService
+from app.errors import UserError
 from app.roles.check import BackendRoles, check_roles
-from app.roles.launch import ModelRoles, roles_for_model
+from app.roles.launch import ModelRoles, relaunch_with_roles, roles_for_model
 from app.roles.role import Role
 from app.roles.store import RoleStore
 from app.runtime.backend import Backend
@@ -38,13 +38,13 @@ class RoleFeed(QObject):
     chosen = Signal(str)
     """The role name (NO_ROLE for none) for the current conversation and new ones."""
 
-    def __init__(self, store: RoleStore, tasks: TaskRunner,
-                 backends: Callable[[], list[Backend]] = list) -> None:
+    def __init__(self, store: RoleStore, tasks: TaskRunner, chat: ChatService) -> None:
         super().__init__()
         self.store = store
         self.tasks = tasks
-        self.backends = backends
-        """The backends Rigdeck started (their plans say what the API does not)."""
+        self.chat = chat
+        """Which backend a URL is (a Rigdeck backend's plan and key say what its API does
+        not), and the relaunch of one with roles."""
         self.current = NO_ROLE
 
     def roles(self) -> dict[str, Role]:
@@ -84,9 +84,32 @@ class RoleFeed(QObject):
         --max-lora-rank and runtime loading; for a bare URL the model is not known.
         """
         roles = list(self.roles().values())
-        plan = _plan_at(url, self.backends())
-        self.tasks.run(lambda: check_roles(roles, url, api_key, plan),
-                       description=f"Asking {url} which LoRA adapters it serves",
+        chat = self.chat
+
+        def job() -> BackendRoles:
+            target = chat.resolve(url)
+            return check_roles(roles, url, api_key or chat.api_key(target), target.plan)
+
+        self.tasks.run(job, description=f"Asking {url} which LoRA adapters it serves",
+                       on_done=on_done, on_error=on_error)
+
+    def backend_at(self, url: str) -> Backend | None:
+        """The running Rigdeck backend that serves `url`, if one does."""
+        try:
+            return self.chat.resolve(url).backend
+        except UserError:
+            return None
+
+    def relaunch_with_roles(self, backend: Backend, needed: str,
+                            on_done: Callable[[Backend], None],
+                            on_error: Callable[[BaseException], None]) -> None:
+        """Relaunch `backend` with every role that fits its model preloaded (`needed`
+        among them, or RoleError), on the task runner; `on_done` once it is ready."""
+        service = self.chat.backends
+        roles = list(self.roles().values())
+        self.tasks.run(lambda: relaunch_with_roles(service, backend, roles, needed=[needed],
+                                                   wait=True).backend,
+                       description=f"Relaunching {backend.name} with role {needed}",
                        on_done=on_done, on_error=on_error)
 
     def roles_for_model(self, model_path: str, on_done: Callable[[ModelRoles], None],
@@ -97,23 +120,6 @@ class RoleFeed(QObject):
         self.tasks.run(lambda: roles_for_model(roles, model_path),
                        description=f"Reading which roles fit {Path(model_path).name}",
                        on_done=on_done, on_error=on_error)
-
-
-def backend_at(url: str, backends: list[Backend]) -> Backend | None:
-    """The Rigdeck backend that serves `url`, if one does."""
-    try:
-        wanted = normalise_base_url(url)
-    except ValueError:
-        return None
-    for backend in backends:
-        if backend.managed and normalise_base_url(backend.base_url) == wanted:
-            return backend
-    return None
-
-
-def _plan_at(url: str, backends: list[Backend]) -> LaunchPlan | None:
-    backend = backend_at(url, backends)
-    return LaunchPlan.from_json(backend.plan_json) if backend is not None else None
 
 
 def tray_role_entries(feed: RoleFeed) -> tuple[list[tuple[str, object]], str]:

@@ -49,6 +49,7 @@ class Services:
         tasks = TaskRunner(notifier)
         backends = BackendFeed(build_service(paths, settings, secrets=secrets), tasks,
                                lambda: list(settings.get("model_folders")))
+        chat = ChatService(paths, secrets, backends.service)
         return cls(
             paths=paths,
             settings=settings,
@@ -59,8 +60,8 @@ class Services:
             backends=backends,
             library=LibraryFeed.build(settings, paths, tasks),
             login_item=login_item_for_this_system(),
-            roles=_build_roles(paths, tasks, notifier, backends),
-            chat=ChatService(paths, secrets, backends.service),
+            roles=_build_roles(paths, tasks, notifier, chat),
+            chat=chat,
             fit=FitSession(runner=tasks.run, settings=settings, data_dir=paths.data),
         )
 
@@ -83,9 +84,9 @@ def _build_monitor(settings: SettingsStore, paths: AppPaths, notifier: Notifier)
 
 
 def _build_roles(paths: AppPaths, tasks: TaskRunner, notifier: Notifier,
-                 backends: BackendFeed) -> RoleFeed:
+                 chat: ChatService) -> RoleFeed:
     """The roles; a role file that cannot be read is reported, not raised."""
-    feed = RoleFeed(RoleStore(paths.config / "roles"), tasks, lambda: backends.backends)
+    feed = RoleFeed(RoleStore(paths.config / "roles"), tasks, chat)
     feed.roles()
     for problem in feed.store.problems:
         notifier.warning(problem)

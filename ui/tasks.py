@@ -57,6 +57,7 @@ class TaskRunner(QObject):
         # Callbacks stay here, on the GUI side: a worker thread never holds (and so never
         # frees) the last reference to a page captured by on_done/on_error.
         self._callbacks: dict[int, _Callbacks] = {}
+        self._closed = False
 
     @property
     def pending(self) -> int:
@@ -73,8 +74,15 @@ class TaskRunner(QObject):
     ) -> "Future[T]":
         """Run `job` off the GUI thread; `on_done`/`on_error` run on the GUI thread.
 
-        `description` names the work in an error message ("Scanning /models").
+        `description` names the work in an error message ("Scanning /models"). After
+        shutdown nothing runs (a reply that lands while the app quits may ask for more):
+        the future comes back cancelled.
         """
+        if self._closed:
+            log.debug("not running %r: the app is quitting", description)
+            dropped: Future[T] = Future()
+            dropped.cancel()
+            return dropped
         with self._lock:
             self._pending += 1
             self._next_id += 1
@@ -109,4 +117,5 @@ class TaskRunner(QObject):
 
     def shutdown(self) -> None:
         """Stop taking jobs and wait for running ones (called once at quit)."""
+        self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -47,6 +47,17 @@ def bind_role(role: Role, api: LoraApi, *, served: ServedLoras | None = None,
     return role_request(role, served)
 
 
+def bind_role_at(url: str, api_key: str | None, role: Role, served: ServedLoras
+                 ) -> RoleRequest:
+    """`bind_role` against the server at `url` (the chat chip, once a role is chosen).
+
+    Raises:
+        RoleError, UserError: as `bind_role`.
+    """
+    with LoraApi(url, api_key) as api:
+        return bind_role(role, api, served=served)
+
+
 def base_request(api: LoraApi) -> RoleRequest | None:
     """The request fields for "no role": every adapter a llama.cpp server preloaded at
     scale 0 (see BASE_MODEL). None where it holds none, or cannot be asked (the chat

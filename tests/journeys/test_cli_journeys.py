@@ -54,9 +54,10 @@ def test_up_chat_by_name_and_url_relaunch_with_experts_down(
         assert answer.strip()
         # the address alone is enough: Rigdeck knows the key of its own backend
         assert ok(env, "chat", "--url", str(url), "--max-tokens", "8", "Hi").strip()
-        listed = ok(env, "chat", "--list")
-        assert "(2 messages, moe)" in listed
-        first_id = listed.split()[0]
+        listed = {line.split(None, 1)[1]: line.split()[0]
+                  for line in ok(env, "chat", "--list").splitlines()}
+        assert set(listed) == {"Hello  (2 messages, moe)", "Hi  (2 messages, moe)"}
+        first_id = listed["Hello  (2 messages, moe)"]
 
         relaunched = ok(env, "relaunch", "moe", "--experts", "4")
         assert "ready: moe at" in relaunched

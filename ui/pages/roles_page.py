@@ -29,13 +29,11 @@ from PySide6.QtWidgets import (
 
 from app.errors import UserError
 from app.roles.check import BackendRoles
-from app.roles.launch import relaunch_with_roles
 from app.roles.role import Role
 from app.roles.store import file_name
 from app.runtime.backend import Backend
 from ui.role_chip import colour_dot
 from ui.role_editor import RoleEditorWidget
-from ui.role_feed import backend_at
 from ui.role_test_box import RoleTestBoxWidget
 from ui.services import Services
 
@@ -275,7 +273,7 @@ class RolesPage(QWidget):
         if not url:
             return
         self.status_label.setText(f"Checking {url}…")
-        managed = managed or backend_at(url, self._services.backends.backends)
+        managed = managed or self.feed.backend_at(url)
         if managed is not None:  # a backend Rigdeck started: its own key
             self.test_box.api_key = managed.api_key
         self.feed.check_backend(url, self.test_box.api_key,
@@ -325,27 +323,18 @@ class RolesPage(QWidget):
         """The Rigdeck-managed backend behind the checked URL, if there is one."""
         if self.backend_roles is None:
             return None
-        return backend_at(self.backend_roles.url, self._services.backends.backends)
+        return self.feed.backend_at(self.backend_roles.url)
 
     def _on_relaunch_button_clicked(self) -> None:
         role = self.selected_role()
         backend = self.managed_backend()
         if role is None or backend is None:
             return
-        service = self._services.backends.service
-        roles = list(self.feed.roles().values())
         self.relaunch_button.setEnabled(False)
         self.status_label.setText(f"Relaunching {backend.name} with {role.label} and every "
                                   "other role that fits its model…")
-
-        def job() -> Backend:
-            started = relaunch_with_roles(service, backend, roles, needed=[role.name]).backend
-            return service.wait_ready(started)
-
-        self._services.tasks.run(job, description=f"Relaunching {backend.name} with role "
-                                                  f"{role.name}",
-                                 on_done=self._on_relaunched,
-                                 on_error=self._on_relaunch_failed)
+        self.feed.relaunch_with_roles(backend, role.name, self._on_relaunched,
+                                      self._on_relaunch_failed)
 
     def _on_relaunched(self, backend: Backend) -> None:
         self._services.backends.refresh()
