@@ -34,6 +34,7 @@ class RigdeckApp:
         # sampling and alerting go on with the window closed (the "long run" use)
         self.tray_monitor = TrayMonitor(self.services.monitor, self.tray, self.services.notifier)
         self.services.backends.updated.connect(self._on_backends_updated)
+        self.services.backends.died.connect(self._on_backends_died)
         # Background work begins once the event loop runs: its imports (docker, NVML) and
         # first readings would otherwise hold the interpreter while the window is built.
         self._start_timer = QTimer(singleShot=True, interval=0)
@@ -87,6 +88,11 @@ class RigdeckApp:
         self.tray.set_backends([
             (f"Stop {b.name} ({b.host}, {b.state})", lambda _=False, b=b: feed.stop_backend(b))
             for b in backends if b.state.is_live and b.managed])
+
+    def _on_backends_died(self, backend: Backend) -> None:
+        """The "backend died" alert (notification, tray; cool-down and switch in the
+        settings), saying how it ended."""
+        self.services.monitor.service.backend_event(backend.name, "died", backend.reason)
 
     def _on_roles_changed(self, *_: object) -> None:
         if self.tray is not None:

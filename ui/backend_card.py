@@ -10,6 +10,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QVBoxLayout
 
 from app.runtime.backend import Backend, BackendState
+from app.runtime.hosts import PROCESSES
 
 STATE_COLOURS = {
     BackendState.STARTING: "#8a6d00", BackendState.LOADING: "#1f5fbf",
@@ -50,6 +51,8 @@ class BackendCard(QFrame):
         self.details_label = QLabel()
         self.reason_label = QLabel()
         self.reason_label.setWordWrap(True)
+        self.reason_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.reason_label.setStyleSheet(f"color: {STATE_COLOURS[BackendState.FAILED]};")
         for label in (self.model_label, self.details_label, self.reason_label):
             layout.addWidget(label)
         layout.addStretch(1)
@@ -82,10 +85,14 @@ class BackendCard(QFrame):
         vram = ("—" if backend.measured_vram_mib is None
                 else f"{backend.measured_vram_mib / 1024:.1f} GiB")
         live = backend.state.is_live
+        # a process's pid: what `kill` and `rigdeck ps` name it by
+        pid = f" · pid {backend.ref}" if backend.host == PROCESSES else ""
         self.details_label.setText(
             f"port {backend.port} · up {_uptime(backend.uptime_s) if live else '—'} · "
-            f"VRAM {vram}")
-        self.reason_label.setText(backend.reason if backend.state is BackendState.FAILED else "")
-        self.reason_label.setVisible(backend.state is BackendState.FAILED)
+            f"VRAM {vram}{pid}")
+        failed = backend.state is BackendState.FAILED
+        # how it ended (signal, exit code or the log's reason), in the failed colour
+        self.reason_label.setText(backend.reason if failed else "")
+        self.reason_label.setVisible(failed)
         self.stop_button.setText("Remove" if not live else "Stop")
         self.keep_action.setEnabled(live)

@@ -2,7 +2,8 @@
 
 It refreshes the service on the task runner every few seconds (Docker and HTTP never
 run on the GUI thread) and delivers the list through a Qt signal, so the Backends page
-and the tray menu both show the same, current list.
+and the tray menu both show the same, current list. The service's `died` event, emitted
+on whichever worker thread noticed, is handed to the GUI thread as `died`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from app.engines.export_folder import export_to_folder
 from app.engines.plan import LaunchPlan
@@ -30,6 +31,9 @@ class BackendFeed(QObject):
 
     updated = Signal(list)
     """list[Backend], sorted by host and name, after each refresh."""
+    died = Signal(object)
+    """A `Backend` that ended without being stopped (see `BackendsService.died`)."""
+    _died_waiting = Signal(object)
 
     def __init__(self, service: BackendsService, tasks: TaskRunner,
                  model_folders: Callable[[], list[str]] = list) -> None:
@@ -43,6 +47,8 @@ class BackendFeed(QObject):
         self._timer = QTimer(self)
         self._timer.setInterval(REFRESH_MS)
         self._timer.timeout.connect(self.refresh)
+        self._died_waiting.connect(self._on_self_died_waiting)
+        service.died.connect(self._on_service_died)
 
     def start(self) -> None:
         """Find running backends again (re-attach) and keep watching them."""
@@ -53,6 +59,15 @@ class BackendFeed(QObject):
         """Stop watching; a refresh still in flight is dropped when it lands."""
         self._closed = True
         self._timer.stop()
+
+    def _on_service_died(self, backend: Backend) -> None:
+        """From a worker thread: queued to the GUI thread (this object lives there)."""
+        self._died_waiting.emit(backend)
+
+    @Slot(object)
+    def _on_self_died_waiting(self, backend: Backend) -> None:
+        if not self._closed:
+            self.died.emit(backend)
 
     def refresh(self) -> None:
         if self._busy or self._closed:

@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,7 +27,7 @@ from app.engines.recipes import DEFAULT_IMAGES, launch_spec, model_arch
 from app.errors import UserError
 from app.runtime.backend import LABEL, Backend, BackendState
 from app.runtime.docker_runtime import DockerRuntime, HostUnreachableError
-from app.runtime.failure import explain_exit
+from app.runtime.failure import exit_status, explain_exit
 from app.runtime.fit_check import FitVerdict, check_fit
 from app.runtime.health import HealthProbe
 from app.runtime.hosts import LOCAL, Host
@@ -42,7 +43,10 @@ POLL_S = 0.25
 """The longest wait between two readiness checks."""
 FIRST_POLL_S = 0.02
 STOP_TIMEOUT_S = 10.0
-CLEAN_EXITS = (0, 130, 143)
+CLEAN_EXITS = (0, 130, 143, -2, -15)
+"""Exit codes of a server that was asked to end (SIGINT, SIGTERM; a process's -N too)."""
+STOPPED_BY_USER = "stopped by the user"
+GONE = "it is gone: its container or pid file was removed outside Rigdeck"
 
 
 class WillNotFitError(UserError):
@@ -87,9 +91,15 @@ def _free_port(address: str, taken: set[int]) -> int:
 
 
 class BackendsService:
-    """Backends on all hosts; emits `changed` when one appears, goes or changes state."""
+    """Backends on all hosts; emits `changed` when one appears, goes or changes state, and
+    `died` when one ends that Rigdeck did not stop."""
 
     changed = Signal()
+    died = Signal(object)
+    """A `Backend` that was starting, loading or ready turned failed (its `reason` says
+    how it ended) or disappeared, and nobody stopped it through Rigdeck. Emitted once per
+    backend, from the thread that noticed (a worker thread in the UI); not for one found
+    already ended when Rigdeck starts."""
 
     def __init__(self, hosts: list[Host], keys: KeyKeeper, *, images: dict[str, str] | None = None,
                  run_dir: Path | None = None, llama_server_path: str = "") -> None:
@@ -108,6 +118,7 @@ class BackendsService:
         self.host_errors: dict[str, str] = {}
         self._lock = threading.RLock()
         self._health = HealthProbe()
+        self._dead: weakref.WeakSet[Backend] = weakref.WeakSet()
 
     def close(self) -> None:
         self._health.close()
@@ -141,18 +152,32 @@ class BackendsService:
                 backend = self._merge(name, obs)
                 if backend is not None:
                     seen.add(backend.key)
+        vanished: list[Backend] = []
         with self._lock:
             for key in list(self.backends):
                 asked = host is None or key[0] == host
                 host_ok = key[0] not in self.host_errors
                 if key not in seen and asked and host_ok:
                     gone = self.backends.pop(key)
-                    gone.set_state(BackendState.STOPPED, "removed")
+                    if gone.state.is_live:
+                        vanished.append(gone)
+                    gone.set_state(BackendState.STOPPED, GONE)
             self.foreign = [f for f in self.foreign if host is not None and f.host != host]
             self.foreign += foreign
             result = sorted(self.backends.values(), key=lambda b: b.key)
+        for gone in vanished:
+            self._report_death(gone)
         self.changed.emit()
         return result
+
+    def _report_death(self, backend: Backend) -> None:
+        """Emit `died` for `backend` unless already told (two threads may both see it)."""
+        with self._lock:
+            if backend in self._dead:
+                return
+            self._dead.add(backend)
+        log.warning("backend %s on %s died: %s", backend.name, backend.host, backend.reason)
+        self.died.emit(backend)
 
     def _recover(self, host: str, runtime: Runtime, observed: list[Observed]) -> list[Observed]:
         """The host's engine came back: start again the backends it stopped while away."""
@@ -199,30 +224,46 @@ class BackendsService:
             key_persisted=self.keys.persisted)
 
     def _update(self, backend: Backend, obs: Observed, *, fresh: bool = False) -> None:
+        was_live = backend.state.is_live and not fresh
+        self._apply(backend, obs, fresh=fresh)
+        if was_live and backend.state in (BackendState.FAILED, BackendState.STOPPED):
+            self._report_death(backend)
+
+    def _apply(self, backend: Backend, obs: Observed, *, fresh: bool) -> None:
+        """Set the state `obs` stands for (a stop in progress is left to `stop`)."""
         if obs.started_at:
             backend.started_at = obs.started_at
         if obs.status == "gone":
-            backend.set_state(BackendState.STOPPED, "removed")
+            if backend.state is not BackendState.STOPPING:
+                backend.set_state(BackendState.STOPPED, GONE)
         elif obs.status == "created":
             backend.set_state(BackendState.STARTING)
         elif obs.status in ("running", "restarting", "paused"):
-            if backend.state is BackendState.STOPPING:
-                return
-            health = self._health.state(f"{backend.base_url}/health")
-            key = self.api_key(backend)
-            if health == "ready" and key and not self._health.answers_to_key(backend.base_url, key):
-                backend.set_state(BackendState.STARTING)  # another server holds its port
-            elif health == "ready":
-                backend.set_state(BackendState.READY)
-            elif health == "loading" or backend.state in (BackendState.LOADING,
-                                                         BackendState.READY):
-                backend.set_state(BackendState.LOADING)
-            else:
-                backend.set_state(BackendState.STARTING)
-        elif backend.state is BackendState.STOPPED:
+            if backend.state is not BackendState.STOPPING:
+                self._apply_health(backend)
+        else:
+            self._apply_exit(backend, obs, fresh=fresh)
+
+    def _apply_health(self, backend: Backend) -> None:
+        health = self._health.state(f"{backend.base_url}/health")
+        key = self.api_key(backend)  # a re-attached one's: read from its container
+        if health == "ready" and key and not self._health.answers_to_key(backend.base_url, key):
+            backend.set_state(BackendState.STARTING)  # another server holds its port
+        elif health == "ready":
+            backend.set_state(BackendState.READY)
+        elif health == "loading" or backend.state in (BackendState.LOADING,
+                                                     BackendState.READY):
+            backend.set_state(BackendState.LOADING)
+        else:
+            backend.set_state(BackendState.STARTING)
+
+    def _apply_exit(self, backend: Backend, obs: Observed, *, fresh: bool) -> None:
+        if backend.state is BackendState.STOPPED:
             return  # stopped (and kept) by the user: the exit code is the stop's own
-        elif obs.exit_code in CLEAN_EXITS and (fresh or backend.state is BackendState.STOPPING):
-            backend.set_state(BackendState.STOPPED, f"exited with code {obs.exit_code}")
+        if backend.state is BackendState.STOPPING:
+            backend.set_state(BackendState.STOPPED, STOPPED_BY_USER)  # even if it took SIGKILL
+        elif obs.exit_code in CLEAN_EXITS and fresh:
+            backend.set_state(BackendState.STOPPED, f"the server {exit_status(obs.exit_code)}")
         elif backend.state is not BackendState.FAILED:
             tail = self.runtime(backend.host).log_tail(backend.ref, 400)
             backend.set_state(BackendState.FAILED, explain_exit(
@@ -409,7 +450,7 @@ class BackendsService:
         backend.set_state(BackendState.STOPPING)
         self.changed.emit()
         self.runtime(backend.host).stop(backend.ref, timeout_s, remove=not keep)
-        backend.set_state(BackendState.STOPPED, "stopped by the user")
+        backend.set_state(BackendState.STOPPED, STOPPED_BY_USER)
         if not keep:
             self.keys.forget(self._key_ref(backend.host, backend.name))
             with self._lock:

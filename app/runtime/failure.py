@@ -32,8 +32,17 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
      "give GPUs to containers; install it and restart Docker, or start on CPU"),
 )
 
-_SIGNALS = {137: "was killed (SIGKILL)", 139: "crashed (segmentation fault)",
-            134: "aborted (SIGABRT)", 143: "was stopped (SIGTERM)"}
+_SIGNALS = {
+    1: "received SIGHUP (its session closed)", 2: "was interrupted (SIGINT)", 3: "quit (SIGQUIT)",
+    4: "crashed (SIGILL, illegal instruction: the build may use CPU features this "
+       "machine lacks)",
+    6: "aborted (SIGABRT)", 8: "crashed (SIGFPE, arithmetic error)", 9: "was killed (SIGKILL)",
+    11: "crashed (SIGSEGV, segmentation fault)", 15: "was terminated (SIGTERM)",
+}
+"""What each signal did to the server, by the numbers POSIX systems share (a container's
+exit code is 128 + the number on every Linux engine, whatever the client runs on)."""
+SIGNAL_EXIT_BASE = 128
+"""A container (and a shell) reports death by signal N as exit code 128 + N."""
 
 
 _ADAPTER_WHY = ((re.compile(r"arch mismatch"), "it was made for another architecture"),
@@ -75,20 +84,47 @@ def _last_line(log: str) -> str:
     return ""
 
 
+def exit_signal(exit_code: int | None) -> int | None:
+    """The signal that ended a server with `exit_code`, or None when it exited by itself.
+
+    A negative code is a process's own wait status (Python's `returncode`: -N for signal
+    N); 128 + N is how a container reports it.
+    """
+    if exit_code is None:
+        return None
+    if exit_code < 0:
+        return -exit_code
+    if exit_code - SIGNAL_EXIT_BASE in _SIGNALS:
+        return exit_code - SIGNAL_EXIT_BASE
+    return None
+
+
+def exit_status(exit_code: int | None) -> str:
+    """How a server ended, said plainly: "was killed (SIGKILL)", "exited with code 1", or
+    that its exit status is unknown (a process that was not this run's child)."""
+    if exit_code is None:
+        return "ended; its exit status is unknown"
+    number = exit_signal(exit_code)
+    if number is not None:
+        return _SIGNALS.get(number, f"was ended by signal {number}")
+    return f"exited with code {exit_code}"
+
+
 def explain_exit(exit_code: int | None, log: str, *, oom_killed: bool = False,
                  port: int | None = None) -> str:
-    """Why a backend that exited with `exit_code` and printed `log` stopped."""
+    """Why a backend that exited with `exit_code` (None: unknown; see `exit_signal`) and
+    printed `log` stopped."""
     if oom_killed:
-        return "the host ran out of memory and the kernel killed the server (host RAM, not VRAM)"
+        return ("the server was killed (SIGKILL) because the host ran out of memory "
+                "(host RAM, not VRAM)")
     reason = explain_log(log, port)
     if reason:
         return reason
-    what = _SIGNALS.get(exit_code or 0)
-    if what:
-        return f"the server {what} while running"
+    if exit_signal(exit_code) is not None:
+        return f"the server {exit_status(exit_code)} while running"
     last = _last_line(log)
     tail = f"; its last line: {last}" if last else "; it printed nothing"
-    return f"the server exited with code {exit_code}{tail}"
+    return f"the server {exit_status(exit_code)}{tail}"
 
 
 def explain_start_error(message: str, *, host: str, port: int | None = None) -> str:

@@ -11,6 +11,8 @@ class Observed:
 
     `status` is "created", "running", "exited" or "gone"; `labels` are the rigdeck.*
     labels it was started with (for a process, the same keys from its pid file).
+    `exit_code` of an exited one: a container's code (128 + N after signal N) or a
+    process's wait status (-N after signal N); None when nobody could learn it.
     """
 
     ref: str

@@ -4,6 +4,11 @@ set in Settings) started in its own session, found again through a pid file.
 A pid file holds the same labels a container would, plus the pid and its start time
 (so a recycled pid is not taken for our server). The API key is in the process's
 environment; a later Rigdeck reads it back from there (same user only).
+
+How a server ended (its wait status) is known only to its parent, the Rigdeck run that
+started it: that run writes it into the pid file when it reaps the server, so the CLI and
+later runs read it there. A server that outlived the run that started it and then died
+has no status anyone can read; it is reported as unknown, never guessed.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,10 +32,12 @@ from app.engines.spec import LaunchSpec
 from app.errors import UserError
 from app.runtime.hosts import Host
 from app.runtime.observed import Foreign, Observed
+from app.settings import write_atomically
 
 log = logging.getLogger(__name__)
 
 FOLLOW_POLL_S = 0.2
+STOP_POLL_S = 0.05
 
 
 class ProcessRuntime:
@@ -40,6 +48,9 @@ class ProcessRuntime:
         self.run_dir = run_dir
         self.binary = binary
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        # One reaper at a time: Popen.poll() answers None, not the status, while another
+        # thread polls; and a pid file is rewritten or removed by one thread only.
+        self._lock = threading.Lock()
 
     def executable(self) -> str:
         """The llama-server to run.
@@ -54,10 +65,14 @@ class ProcessRuntime:
         return found
 
     def close(self) -> None:
-        """Reap children that ended; running ones are left running (they outlive us)."""
-        for pid, child in list(self._children.items()):
-            if child.poll() is not None:
-                self._children.pop(pid)
+        """Reap children that ended (writing how, for later runs); running ones are left
+        running (they outlive us)."""
+        for path, record in self._records():
+            self._exit_code(path, record)
+        with self._lock:
+            for pid, child in list(self._children.items()):
+                if child.poll() is not None:
+                    self._children.pop(pid)
 
     def _pidfile(self, name: str) -> Path:
         return self.run_dir / f"{name}.json"
@@ -111,7 +126,7 @@ class ProcessRuntime:
 
     def observe(self) -> tuple[list[Observed], list[Foreign]]:
         found = []
-        for _path, record in self._records():
+        for path, record in self._records():
             labels = {str(k): str(v) for k, v in dict(record.get("labels", {})).items()}  # type: ignore[call-overload]
             pid = int(str(record["pid"]))
             proc = self._process(record)
@@ -123,10 +138,23 @@ class ProcessRuntime:
                                       started_at=float(str(record["create_time"])),
                                       api_key=key))
                 continue
-            child = self._children.get(pid)
-            code = child.poll() if child is not None else None
-            found.append(Observed(str(pid), labels, "exited", exit_code=code))
+            found.append(Observed(str(pid), labels, "exited",
+                                  exit_code=self._exit_code(path, record)))
         return found, []
+
+    def _exit_code(self, path: Path, record: dict[str, object]) -> int | None:
+        """The wait status of an ended server (-N after signal N), or None while it runs
+        or when it is unknown: ours from reaping our child, written into its pid file
+        for the CLI and later runs; another run's from what that run wrote there."""
+        written = record.get("returncode")
+        if isinstance(written, int):
+            return written
+        with self._lock:
+            child = self._children.get(int(str(record.get("pid", -1))))
+            code = child.poll() if child is not None else None
+            if code is not None and path.exists():
+                write_atomically(path, json.dumps({**record, "returncode": code}).encode())
+        return code
 
     def inspect(self, ref: str) -> Observed:
         for observed in self.observe()[0]:
@@ -172,19 +200,41 @@ class ProcessRuntime:
         if proc is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGTERM)
+            if not self._ends_within(proc, timeout_s):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                self._ends_within(proc, timeout_s)
+        if name is not None and record is not None:
+            self._exit_code(self._pidfile(name), record)  # kept: a later run reads how
+        with self._lock:
+            child = self._children.pop(int(ref), None)
+            if child is not None:
+                child.wait(timeout_s)
+            if remove and name is not None:
+                self._pidfile(name).unlink(missing_ok=True)
+                self.log_path(name).unlink(missing_ok=True)
+
+    def _ends_within(self, proc: psutil.Process, timeout_s: float) -> bool:
+        """Whether `proc` ended within timeout_s. Our child is polled, not waited for by
+        psutil: psutil would reap it and its status would be lost to us."""
+        with self._lock:
+            child = self._children.get(proc.pid)
+        if child is None:
             try:
                 proc.wait(timeout_s)
             except psutil.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                with contextlib.suppress(psutil.Error):
-                    proc.wait(timeout_s)
-        child = self._children.pop(int(ref), None)
-        if child is not None:
-            child.wait(timeout_s)
-        if remove and name is not None:
-            self._pidfile(name).unlink(missing_ok=True)
-            self.log_path(name).unlink(missing_ok=True)
+                return False
+            except psutil.Error:
+                pass
+            return True
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._lock:
+                if child.poll() is not None:
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(STOP_POLL_S)
 
 
 TAIL_CHUNK = 64 * 1024

@@ -224,14 +224,14 @@ class AlertEngine:
     def backend_event(self, backend: str, kind: str, detail: str, t: float) -> Alert | None:
         """A backend died (`kind` "died") or hit OOM ("oom"): an alert unless cooling down.
 
-        The backends work calls this when it sees the event.
+        The composition root calls this on `BackendsService.died`, with its reason.
         """
         if not (self.config.enabled and self.config.backend_events):
             return None
         title = (
             f"Backend {backend} ran out of memory"
             if kind == "oom"
-            else f"Backend {backend} stopped"
+            else f"Backend {backend} died"
         )
         return self._fire((f"backend_{kind}", backend), t, lambda: (title, detail, None))
 

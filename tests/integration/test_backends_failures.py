@@ -1,9 +1,14 @@
 """What the user is told when a backend cannot start or dies, with the real engine and
-server: image missing, model missing, port taken, a bad flag, a server killed mid-run,
-and GPUs asked of an engine without the NVIDIA runtime."""
+server: image missing, model missing, port taken, a bad flag, a server killed mid-run (a
+container and a local process: the reason names the signal, `died` is emitted once, not
+for a backend the user stopped nor for one found already dead), and GPUs asked of an
+engine without the NVIDIA runtime."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,10 +19,12 @@ import pytest
 from app.engines.plan import LaunchPlan
 from app.engines.recipes import launch_spec
 from app.errors import UserError
-from app.runtime.backend import BackendState
+from app.runtime.backend import Backend, BackendState
 from app.runtime.backends_service import BackendsService
 from app.runtime.docker_runtime import DockerRuntime
-from app.runtime.hosts import Host
+from app.runtime.hosts import PROCESSES, Host, processes_host
+from app.runtime.keys import KeyKeeper
+from app.secrets import SecretStore
 from tests.integration.backends_support import READY_TIMEOUT_S, make_service
 from tests.realparts.docker_engine import DockerEngine
 from tests.realparts.fixtures import TinyGgufFactory
@@ -127,12 +134,17 @@ def test_a_server_killed_mid_run_is_shown_as_killed(
     backend = service.start(_plan(tiny_gguf(), leak_guard), "local", wait=True,
                             timeout_s=READY_TIMEOUT_S).backend
     seen: list[BackendState] = []
+    deaths: list[Backend] = []
     backend.state_changed.connect(lambda state, reason: seen.append(state))
+    service.died.connect(deaths.append)
     docker_client.containers.get(backend.ref).kill()
+    assert docker_client.api.inspect_container(backend.ref)["State"]["ExitCode"] == 137
     (after,) = service.refresh()
     assert after is backend
     assert seen == [BackendState.FAILED]
     assert backend.reason == "the server was killed (SIGKILL) while running"
+    assert service.refresh() == [backend]  # seen again: still failed, told once
+    assert deaths == [backend]
 
 
 @pytest.mark.integration
@@ -157,3 +169,87 @@ def test_gpu_request_is_exact_and_a_host_without_nvidia_runtime_is_named(
     with pytest.raises(UserError, match="lacks the NVIDIA container runtime"):
         service.start(plan, "local")
     assert service.refresh() == []
+
+
+@pytest.fixture
+def processes(llama_server_binary: Path, tmp_path: Path,
+              leak_guard: LeakGuard) -> Iterator[BackendsService]:
+    """A service for local llama-server processes; stops what the test left."""
+    made = _process_service(llama_server_binary, tmp_path / "run")
+    try:
+        yield made
+    finally:
+        for backend in list(made.backends.values()):
+            made.stop(backend, timeout_s=2)
+        made.close()
+
+
+def _process_service(binary: Path, run_dir: Path) -> BackendsService:
+    return BackendsService([processes_host()], KeyKeeper(SecretStore()), run_dir=run_dir,
+                           llama_server_path=str(binary))
+
+
+def _wait_dead(pid: int) -> None:
+    """Until our child `pid` has ended, leaving it for the service to reap (WNOWAIT)."""
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+
+
+@pytest.mark.integration
+def test_a_process_killed_from_outside_is_shown_killed_and_reported_once(
+        processes: BackendsService, llama_server_binary: Path, tmp_path: Path,
+        tiny_gguf: TinyGgufFactory, leak_guard: LeakGuard) -> None:
+    deaths: list[Backend] = []
+    processes.died.connect(deaths.append)
+    backend = processes.start(_plan(tiny_gguf(), leak_guard, name="doomed"), PROCESSES,
+                              wait=True, timeout_s=READY_TIMEOUT_S).backend
+    stopped = processes.start(_plan(tiny_gguf(), leak_guard, name="stopped"), PROCESSES,
+                              wait=True, timeout_s=READY_TIMEOUT_S).backend
+    processes.stop(stopped)  # the user's own stop is no death
+
+    os.kill(int(backend.ref), signal.SIGKILL)
+    _wait_dead(int(backend.ref))
+    assert processes.refresh() == [backend]
+    assert backend.state is BackendState.FAILED
+    assert backend.reason == "the server was killed (SIGKILL) while running"
+    processes.refresh()
+    assert deaths == [backend]
+
+    # How it ended is written beside its pid, so a later run (or the CLI) says the same,
+    # and a backend found already dead is not a new death.
+    record = json.loads((tmp_path / "run" / "doomed.json").read_text(encoding="utf-8"))
+    assert record["returncode"] == -signal.SIGKILL
+    later = _process_service(llama_server_binary, tmp_path / "run")
+    later_deaths: list[Backend] = []
+    later.died.connect(later_deaths.append)
+    try:
+        (found,) = later.refresh()
+        assert (found.state, found.reason) == (BackendState.FAILED, backend.reason)
+        assert later_deaths == []
+    finally:
+        later.close()
+
+
+@pytest.mark.integration
+def test_a_process_found_again_that_dies_says_its_exit_status_is_unknown(
+        processes: BackendsService, llama_server_binary: Path, tmp_path: Path,
+        tiny_gguf: TinyGgufFactory, leak_guard: LeakGuard) -> None:
+    """A later run re-attaches through the pid file; the server is not its child, so no
+    one can tell it how the server ended (the run that started it did not see it end)."""
+    backend = processes.start(_plan(tiny_gguf(), leak_guard, name="orphan"), PROCESSES,
+                              wait=True, timeout_s=READY_TIMEOUT_S).backend
+    later = _process_service(llama_server_binary, tmp_path / "run")
+    deaths: list[Backend] = []
+    later.died.connect(deaths.append)
+    try:
+        (found,) = later.refresh()
+        assert found.state is BackendState.READY
+        os.kill(int(backend.ref), signal.SIGKILL)
+        _wait_dead(int(backend.ref))
+        (after,) = later.refresh()
+        assert after is found
+        assert after.state is BackendState.FAILED
+        assert after.reason.startswith("the server ended; its exit status is unknown; ")
+        assert "None" not in after.reason
+        assert deaths == [found]
+    finally:
+        later.close()
