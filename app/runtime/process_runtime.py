@@ -40,6 +40,12 @@ FOLLOW_POLL_S = 0.2
 STOP_POLL_S = 0.05
 
 
+_LEFT_RUNNING: list[subprocess.Popen[bytes]] = []
+"""Servers this process started and left running on purpose (a backend outlives the
+Rigdeck that started it): held here so that no `Popen` is collected while its server
+runs, which Python reports as a leaked subprocess."""
+
+
 class ProcessRuntime:
     """Local llama-server processes, with pid files and logs under `run_dir`."""
 
@@ -71,8 +77,9 @@ class ProcessRuntime:
             self._exit_code(path, record)
         with self._lock:
             for pid, child in list(self._children.items()):
-                if child.poll() is not None:
-                    self._children.pop(pid)
+                if child.poll() is None:
+                    _LEFT_RUNNING.append(child)
+                self._children.pop(pid)
 
     def _pidfile(self, name: str) -> Path:
         return self.run_dir / f"{name}.json"
