@@ -37,6 +37,8 @@ def machine(app_paths: AppPaths, *, docker_engine: DockerEngine, docker_client: 
     Docker host, its image, host networking, and where llama-server is."""
     del docker_client  # requested so that the leak guard watches the engine's containers
     monkeypatch.setenv("DOCKER_HOST", docker_engine.base_url)
+    for store in ("HF_HUB_CACHE", "OLLAMA_MODELS", "LMSTUDIO_MODELS"):  # this user has none
+        monkeypatch.setenv(store, str(app_paths.cache / f"no-{store.lower()}"))
     app_paths.config.mkdir(parents=True, exist_ok=True)
     app_paths.settings_file.write_text(
         f'llamacpp_image = "{llama_server_image}"\nlocal_host_network = true\n'
@@ -54,6 +56,7 @@ def launch_app(qtbot: QtBot, machine: AppPaths, monkeypatch: pytest.MonkeyPatch,
     assert isinstance(qapp, QApplication)
     monkeypatch.setattr(qapp, "quit", lambda: None)  # pytest-qt owns the event loop
     runs: list[RigdeckApp] = []
+    already = _running(machine, stop=False)  # another session's, on a shared engine
 
     def launch() -> RigdeckApp:
         app = RigdeckApp(qapp, machine)
@@ -67,11 +70,20 @@ def launch_app(qtbot: QtBot, machine: AppPaths, monkeypatch: pytest.MonkeyPatch,
     yield launch
     for app in runs:
         app.quit()
-    service = build_service(machine)  # what the runs left running, whatever happened
+    _running(machine, stop=True, keep=already)  # what the runs left, whatever happened
+
+
+def _running(home: AppPaths, *, stop: bool, keep: frozenset[str] = frozenset()
+             ) -> frozenset[str]:
+    """The refs of the Rigdeck backends running now; with `stop`, stop those not in
+    `keep`."""
+    service = build_service(home)
     try:
-        for backend in service.refresh():
-            if backend.managed:
+        found = [b for b in service.refresh() if b.managed]
+        for backend in found:
+            if stop and backend.ref not in keep:
                 service.stop(backend, timeout_s=5)
+        return frozenset(b.ref for b in found)
     finally:
         service.close()
 

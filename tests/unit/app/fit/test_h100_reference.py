@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import statistics
 
+import pytest
+
 from tests.unit.app.fit.reference import components, estimate_row, rows
+
+HOST_EXPERTS_GAP = ("issue 14: with experts in host memory (--n-cpu-moe) the GPU's compute "
+                    "buffer holds the scheduler's copies of host-resident weights "
+                    "(116 -> 476 MiB in the reference row), which the estimate does not "
+                    "model yet")
 
 
 def _rel(e: float, m: float) -> float:
@@ -34,6 +41,23 @@ def test_compute_buffers_within_goal() -> None:
         for name in ("compute CUDA0", "compute CUDA_Host"):
             est, meas = comp[name]
             assert _rel(est, meas) <= 0.2, f"{r.name} {name}: {est:.2f} vs {meas:.2f}"
+
+
+def test_experts_in_host_memory_move_exactly_their_weights() -> None:
+    for r in rows(experts_in_host_memory=True):
+        comp = components(r, estimate_row(r))
+        for name in ("model CUDA0", "model CPU_Mapped", "KV CUDA0", "output CUDA_Host"):
+            est, meas = comp[name]
+            assert abs(est - meas) <= 0.01, f"{r.name} {name}: {est:.2f} vs {meas:.2f}"
+
+
+@pytest.mark.xfail(strict=True, reason=HOST_EXPERTS_GAP)
+def test_experts_in_host_memory_compute_within_goal() -> None:
+    host_rows = rows(experts_in_host_memory=True)
+    assert host_rows
+    for r in host_rows:
+        est, meas = components(r, estimate_row(r))["compute CUDA0"]
+        assert _rel(est, meas) <= 0.2, f"{r.name} compute CUDA0: {est:.2f} vs {meas:.2f}"
 
 
 def test_flash_attention_off_costs_what_the_engine_measured() -> None:
