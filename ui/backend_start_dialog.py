@@ -65,6 +65,7 @@ class BackendStartDialog(QDialog):
         self._reading: str | None = None
         self._start_when_read = False
         self.setWindowTitle("Start a backend")
+        self.setMinimumWidth(560)  # a model's full path fits
         form = QFormLayout(self)
         form.addRow("Model", self._model_row(plan.model if plan else ""))
         self.name_edit = QLineEdit(plan.name if plan else "")
@@ -96,8 +97,8 @@ class BackendStartDialog(QDialog):
             form.addRow("Roles", roles_box)
         self.more_label = QLabel(_more_settings(plan))
         self.more_label.setWordWrap(True)
-        self.more_label.setVisible(bool(self.more_label.text()))
         form.addRow("Also", self.more_label)
+        form.setRowVisible(self.more_label, bool(self.more_label.text()))
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
         form.addRow(self.error_label)

@@ -112,3 +112,45 @@ def test_up_with_roles_then_swap_roles_per_request_without_a_restart(
     finally:
         rigdeck(env, "down", "qwen3")
     assert ps(env) == {}
+
+
+def test_an_incompatible_adapter_is_left_out_and_the_backend_starts(
+        env: dict[str, str], tiny_gguf: TinyGgufFactory, tmp_path: Path) -> None:
+    moe = TinyModelSpec(arch="qwen3moe")
+    model = tiny_gguf(moe, filename="moe.gguf")
+    fitting = tiny_gguf.lora(moe, filename="expert-moe-lora.gguf", seed=7)
+    other = tiny_gguf.lora(TinyModelSpec(arch="qwen3"), filename="writer-qwen3-lora.gguf")
+    for name, adapter in (("Expert", fitting), ("Writer", other)):
+        role_file = tmp_path / f"{name}.toml"
+        role_file.write_text(f'name = "{name}"\n[[adapters]]\npath = "{adapter}"\n',
+                             encoding="utf-8")
+        ok(env, "roles", "--import", str(role_file))
+    try:
+        out = ok(env, "up", "--model", str(model), "--ctx", "1024", "--threads", "1",
+                 "--with-roles")
+        assert "roles preloaded: Expert" in out
+        assert ("role 'Writer' left out: incompatible base: adapter for qwen3, model is "
+                "qwen3moe") in out
+        assert ps(env)["moe"]["state"] == "ready"
+        listing = {line.split()[0]: line for line in ok(env, "roles", "--backend", "moe")
+                   .splitlines() if line.strip()}
+        assert listing["Expert"].endswith("  ok")
+        assert "unavailable: incompatible base" in listing["Writer"]
+    finally:
+        rigdeck(env, "down", "moe")
+
+
+def test_a_backend_killed_from_outside_says_how_it_died(
+        env: dict[str, str], tiny_gguf: TinyGgufFactory, docker_engine: DockerEngine) -> None:
+    model = tiny_gguf(filename="victim.gguf")
+    try:
+        ok(env, "up", "--model", str(model), "--ctx", "1024", "--threads", "1")
+        docker_engine.client.containers.get(str(ps(env)["victim"]["ref"])).kill()
+        listed = ps(env)["victim"]
+        assert listed["state"] == "failed"
+        assert "killed (SIGKILL)" in str(listed["reason"])
+        table = ok(env, "ps")
+        assert "victim: the server was killed (SIGKILL)" in table
+    finally:
+        rigdeck(env, "down", "victim")
+    assert ps(env) == {}
