@@ -15,6 +15,7 @@ from app.runtime.backend import BackendState
 from tests.journeys.conftest import READY_MS, WAIT_MS, choose_folder_when_asked, open_page
 from ui.application import RigdeckApp
 from ui.backend_card import BackendCard
+from ui.backend_start_dialog import BackendStartDialog
 from ui.pages.backends_page import BackendsPage
 from ui.pages.chat_page import ChatPage
 from ui.pages.fit_page import FitPage
@@ -88,9 +89,15 @@ def wait_ready(qtbot: QtBot, backends: BackendsPage, name: str, *,
                replacing: str | None = None) -> BackendCard:
     """Wait until the backend's card says ready (a new one, where `replacing` names the
     container or process it replaces); the card."""
+    return wait_state(qtbot, backends, name, BackendState.READY, replacing=replacing)
+
+
+def wait_state(qtbot: QtBot, backends: BackendsPage, name: str, state: BackendState, *,
+               replacing: str | None = None) -> BackendCard:
+    """Wait until the backend's card shows `state`; the card."""
     def ready() -> bool:
         card = card_of(backends, name)
-        return (card is not None and str(BackendState.READY) in card.state_label.text()
+        return (card is not None and str(state) in card.state_label.text()
                 and card.backend.ref != replacing)
 
     qtbot.waitUntil(ready, timeout=READY_MS)
@@ -99,9 +106,9 @@ def wait_ready(qtbot: QtBot, backends: BackendsPage, name: str, *,
     return card
 
 
-def start_from_library(qtbot: QtBot, app: RigdeckApp, host: str, context: int) -> BackendCard:
-    """Library → the (only) model → Start… → the dialog on `host` → Start; its card once
-    it is ready."""
+def start_dialog_from_library(qtbot: QtBot, app: RigdeckApp
+                              ) -> tuple[BackendsPage, BackendStartDialog]:
+    """Library → the (only) model → Start…: the Backends page and its Start dialog."""
     library = open_page(app, "library")
     assert isinstance(library, LibraryPage)
     qtbot.waitUntil(lambda: library.models_proxy.rowCount() == 1, timeout=WAIT_MS)
@@ -111,6 +118,13 @@ def start_from_library(qtbot: QtBot, app: RigdeckApp, host: str, context: int) -
     assert isinstance(backends, BackendsPage)
     dialog = backends.start_dialog
     assert dialog is not None
+    return backends, dialog
+
+
+def start_from_library(qtbot: QtBot, app: RigdeckApp, host: str, context: int) -> BackendCard:
+    """Library → the (only) model → Start… → the dialog on `host` → Start; its card once
+    it is ready."""
+    backends, dialog = start_dialog_from_library(qtbot, app)
     dialog.host_combo.setCurrentText(host)
     dialog.context_spin.setValue(context)
     name = dialog.plan().backend_name

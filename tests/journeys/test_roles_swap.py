@@ -24,14 +24,13 @@ from tests.journeys.steps import (
     chat_page,
     pick_backend,
     snapshot,
+    start_dialog_from_library,
     wait_ready,
 )
 from tests.realparts.fixtures import TinyGgufFactory
 from tests.realparts.gguf_factory import LORA_TARGETS, TinyModelSpec
 from ui.application import RigdeckApp
-from ui.pages.backends_page import BackendsPage
 from ui.pages.chat_page import ChatPage
-from ui.pages.library_page import LibraryPage
 
 GREEDY: dict[str, float | int] = {"temperature": 0.0, "top_k": 1}
 SCALE = 16.0
@@ -77,15 +76,7 @@ def test_two_roles_preloaded_then_swapped_from_the_chip_and_the_tray_without_a_r
     app = launch_app()
     assert app.tray is not None
     add_model_folder(qtbot, app, model.parent)
-    library = open_page(app, "library")
-    assert isinstance(library, LibraryPage)
-    qtbot.waitUntil(lambda: library.models_proxy.rowCount() == 1, timeout=WAIT_MS)
-    library.models_view.selectRow(0)
-    library.details.start_button.click()
-    backends = app.window.stack.currentWidget()
-    assert isinstance(backends, BackendsPage)
-    dialog = backends.start_dialog
-    assert dialog is not None
+    backends, dialog = start_dialog_from_library(qtbot, app)
     qtbot.waitUntil(lambda: dialog.roles_list.count() == 2, timeout=WAIT_MS)
     offered = {dialog.roles_list.item(i).text(): dialog.roles_list.item(i).checkState()
                for i in range(dialog.roles_list.count())}
@@ -111,8 +102,7 @@ def test_two_roles_preloaded_then_swapped_from_the_chip_and_the_tray_without_a_r
     assert len({plain, coach, tutor}) == 3, (plain, coach, tutor)
     assert [w.message.role_name for w in chat.message_list.widgets] == [None, "Tutor"]
 
-    backends = open_page(app, "backends")
-    assert isinstance(backends, BackendsPage)
+    assert open_page(app, "backends") is backends
     same = card_of(backends, "qwen3-tiny")
     assert same is not None
     assert same.backend.ref == pid  # swapped per request: never restarted
