@@ -27,6 +27,7 @@ from app.paths import AppPaths
 from app.roles.role import Role, RoleAdapter
 from app.roles.store import RoleStore
 from app.runtime.backend import BackendState
+from tests.journeys.steps import snapshot
 from tests.realparts.fixtures import TinyGgufFactory
 from tests.realparts.gguf_factory import TinyModelSpec
 from tests.realparts.leak_guard import LeakGuard
@@ -164,6 +165,7 @@ def test_an_adapter_for_another_architecture_is_shown_and_never_passed(
     assert not writer.flags() & Qt.ItemFlag.ItemIsEnabled
     assert writer.checkState() == Qt.CheckState.Unchecked
     assert writer.toolTip() == f"Not preloaded: {WRITER_REASON}"
+    snapshot(dialog, "start-dialog-incompatible-role")
     click_item(dialog.roles_list, writer)  # a disabled row cannot be ticked
     assert writer.checkState() == Qt.CheckState.Unchecked
 
