@@ -92,7 +92,8 @@ def _free_port(address: str, taken: set[int]) -> int:
 
 class BackendsService:
     """Backends on all hosts; emits `changed` when one appears, goes or changes state, and
-    `died` when one ends that Rigdeck did not stop."""
+    `died` when one fails (a crash, a kill, out of memory); a clean exit or a removal by
+    someone else is a stop."""
 
     changed = Signal()
     died = Signal(object)
@@ -152,21 +153,17 @@ class BackendsService:
                 backend = self._merge(name, obs)
                 if backend is not None:
                     seen.add(backend.key)
-        vanished: list[Backend] = []
         with self._lock:
             for key in list(self.backends):
                 asked = host is None or key[0] == host
                 host_ok = key[0] not in self.host_errors
                 if key not in seen and asked and host_ok:
-                    gone = self.backends.pop(key)
-                    if gone.state.is_live:
-                        vanished.append(gone)
-                    gone.set_state(BackendState.STOPPED, GONE)
+                    # removed by someone (`rigdeck down` in a terminal, `docker rm`): a
+                    # stop, not a death
+                    self.backends.pop(key).set_state(BackendState.STOPPED, GONE)
             self.foreign = [f for f in self.foreign if host is not None and f.host != host]
             self.foreign += foreign
             result = sorted(self.backends.values(), key=lambda b: b.key)
-        for gone in vanished:
-            self._report_death(gone)
         self.changed.emit()
         return result
 
@@ -226,7 +223,7 @@ class BackendsService:
     def _update(self, backend: Backend, obs: Observed, *, fresh: bool = False) -> None:
         was_live = backend.state.is_live and not fresh
         self._apply(backend, obs, fresh=fresh)
-        if was_live and backend.state in (BackendState.FAILED, BackendState.STOPPED):
+        if was_live and backend.state is BackendState.FAILED:
             self._report_death(backend)
 
     def _apply(self, backend: Backend, obs: Observed, *, fresh: bool) -> None:
@@ -262,7 +259,7 @@ class BackendsService:
             return  # stopped (and kept) by the user: the exit code is the stop's own
         if backend.state is BackendState.STOPPING:
             backend.set_state(BackendState.STOPPED, STOPPED_BY_USER)  # even if it took SIGKILL
-        elif obs.exit_code in CLEAN_EXITS and fresh:
+        elif obs.exit_code in CLEAN_EXITS:  # asked to stop (a terminal, another Rigdeck)
             backend.set_state(BackendState.STOPPED, f"the server {exit_status(obs.exit_code)}")
         elif backend.state is not BackendState.FAILED:
             tail = self.runtime(backend.host).log_tail(backend.ref, 400)

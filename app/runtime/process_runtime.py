@@ -80,6 +80,8 @@ class ProcessRuntime:
                 if child.poll() is None:
                     _LEFT_RUNNING.append(child)
                 self._children.pop(pid)
+            # those another runtime stopped since: reaped, not held
+            _LEFT_RUNNING[:] = [child for child in _LEFT_RUNNING if child.poll() is None]
 
     def _pidfile(self, name: str) -> Path:
         return self.run_dir / f"{name}.json"

@@ -253,3 +253,24 @@ def test_a_process_found_again_that_dies_says_its_exit_status_is_unknown(
         assert deaths == [found]
     finally:
         later.close()
+
+
+@pytest.mark.integration
+def test_a_backend_stopped_from_another_rigdeck_is_a_stop_not_a_death(
+        processes: BackendsService, llama_server_binary: Path, tmp_path: Path,
+        tiny_gguf: TinyGgufFactory, leak_guard: LeakGuard) -> None:
+    """`rigdeck down NAME` in a terminal while the window watches: no "died" alert."""
+    deaths: list[Backend] = []
+    processes.died.connect(deaths.append)
+    backend = processes.start(_plan(tiny_gguf(), leak_guard, name="downed"), PROCESSES,
+                              wait=True, timeout_s=READY_TIMEOUT_S).backend
+    terminal = _process_service(llama_server_binary, tmp_path / "run")
+    try:
+        terminal.refresh()
+        terminal.stop(terminal.find("downed"))
+    finally:
+        terminal.close()
+    assert processes.refresh() == []
+    assert backend.state is BackendState.STOPPED
+    assert "removed outside Rigdeck" in backend.reason
+    assert deaths == []

@@ -352,6 +352,9 @@ class ChatPage(QWidget):
             self.endpoint_box.blockSignals(True)
             self.endpoint_box.setCurrentIndex(index)
             self.endpoint_box.blockSignals(False)
+        line = self.endpoint_box.lineEdit()
+        if line is not None:
+            line.setCursorPosition(0)  # the name first, not the end of a long label
         self.status_label.setText("Checking…")
         self._probe(target)
         if target.kind == "backend":
