@@ -1,10 +1,13 @@
 """The services every page may use, built once by the composition root and passed down."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from app.autostart import LoginItem, login_item_for_this_system
 from app.chat.service import ChatService
-from app.fit.session import FitSession
 from app.paths import AppPaths
 from app.roles.store import RoleStore
 from app.runtime.setup import build_service
@@ -16,6 +19,9 @@ from ui.monitor_feed import MonitorFeed
 from ui.notifier import Notifier
 from ui.role_feed import RoleFeed
 from ui.tasks import TaskRunner
+
+if TYPE_CHECKING:
+    from app.fit.session import FitSession
 
 
 @dataclass
@@ -35,11 +41,16 @@ class Services:
     roles: RoleFeed
     chat: ChatService
     """Conversations with every running backend and saved endpoint (Chat page, tray)."""
-    fit: FitSession
-    """The Fit workflow (model, GPUs, plan, estimate); its slow work runs on `tasks`."""
+    make_fit: Callable[[], FitSession]
+
+    @property
+    def fit(self) -> FitSession:
+        """The Fit workflow (model, GPUs, plan, estimate), built on first use so that the
+        estimator's modules stay out of start-up; its slow work runs on `tasks`."""
+        return self.make_fit()
 
     @classmethod
-    def build(cls, paths: AppPaths) -> "Services":
+    def build(cls, paths: AppPaths) -> Services:
         """Create the services for one run of the app, reporting settings problems."""
         notifier = Notifier(str(paths.log_file))
         settings = SettingsStore(paths.settings_file)
@@ -62,7 +73,7 @@ class Services:
             login_item=login_item_for_this_system(),
             roles=_build_roles(paths, tasks, notifier, chat),
             chat=chat,
-            fit=FitSession(runner=tasks.run, settings=settings, data_dir=paths.data),
+            make_fit=_lazy_fit(tasks, settings, paths),
         )
 
     def shutdown(self) -> None:
@@ -73,6 +84,20 @@ class Services:
         self.chat.close()
         self.backends.close()
         self.library.close()
+
+
+def _lazy_fit(tasks: TaskRunner, settings: SettingsStore, paths: AppPaths
+              ) -> Callable[[], FitSession]:
+    """The Fit session, made once on first call."""
+    made: list[FitSession] = []
+
+    def fit() -> FitSession:
+        if not made:
+
+            made.append(FitSession(runner=tasks.run, settings=settings, data_dir=paths.data))
+        return made[0]
+
+    return fit
 
 
 def _build_monitor(settings: SettingsStore, paths: AppPaths, notifier: Notifier) -> MonitorFeed:

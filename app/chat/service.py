@@ -15,15 +15,14 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from psygnal import Signal
 
 from app.chat.base_url import normalise_base_url
-from app.chat.client import ChatClient, Timeouts
 from app.chat.endpoints import EndpointStore
 from app.chat.export import ReasoningExport, write_jsonl, write_markdown
 from app.chat.history import HistoryStore, Message
-from app.chat.session import ReplyRun, TurnSettings, build_request, detect_support
 from app.chat.targets import ChatTarget, backend_target, endpoint_target
 from app.errors import UserError
 from app.paths import AppPaths
@@ -33,6 +32,10 @@ from app.presets.thinking import ThinkingMemory, ThinkingSupport, support_from_t
 from app.runtime.backend import Backend, BackendState
 from app.runtime.backends_service import BackendsService
 from app.secrets import SecretStore
+
+if TYPE_CHECKING:  # httpx, behind the client, is imported on first use (start-up time)
+    from app.chat.client import ChatClient, Timeouts
+    from app.chat.session import ReplyRun, TurnSettings
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +130,8 @@ class ChatService:
 
     def client(self, target: ChatTarget, timeouts: Timeouts | None = None) -> ChatClient:
         """The client for `target`, with its key (blocking: may ask the keyring)."""
+        from app.chat.client import ChatClient
+
         return ChatClient(target.url, self.api_key(target), timeouts)
 
     def probe(self, target: ChatTarget) -> ThinkingSupport | None:
@@ -138,6 +143,8 @@ class ChatService:
 
     def probe_with(self, client: ChatClient, target: ChatTarget) -> ThinkingSupport:
         """How the target switches thinking, asked through `client` (blocking: HTTP)."""
+        from app.chat.session import detect_support
+
         support = detect_support(client, target.name, self.memory)
         self._support[target.name] = support
         return support
@@ -179,6 +186,8 @@ class ChatService:
     def reply(self, conversation_id: int, target: ChatTarget, settings: TurnSettings, *,
               client: ChatClient | None = None) -> ReplyRun:
         """The run that streams the next reply; the caller iterates it, then closes it."""
+        from app.chat.session import ReplyRun, build_request
+
         support = self.support(target)
         request = build_request(self.history.messages(conversation_id), settings, support)
         return ReplyRun(client or self.client(self.current(target)), self.history,
