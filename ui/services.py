@@ -93,8 +93,10 @@ def _lazy_fit(tasks: TaskRunner, settings: SettingsStore, paths: AppPaths
 
     def fit() -> FitSession:
         if not made:
+            from app.fit import session
 
-            made.append(FitSession(runner=tasks.run, settings=settings, data_dir=paths.data))
+            made.append(session.FitSession(runner=tasks.run, settings=settings,
+                                           data_dir=paths.data))
         return made[0]
 
     return fit
