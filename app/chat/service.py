@@ -17,8 +17,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from psygnal import Signal
-
 from app.chat.base_url import normalise_base_url
 from app.chat.endpoints import EndpointStore
 from app.chat.export import ReasoningExport, write_jsonl, write_markdown
@@ -49,22 +47,18 @@ def conversation_title(text: str) -> str:
 
 
 class ChatService:
-    """Conversations with backends; `targets_changed` follows the backends' list."""
-
-    targets_changed = Signal()
+    """Conversations with the running backends and saved endpoints."""
 
     def __init__(self, paths: AppPaths, secrets: SecretStore, backends: BackendsService, *,
                  history: HistoryStore | None = None) -> None:
-        self.history = history or HistoryStore.in_data_folder(paths.data)
+        self.history = history if history is not None else HistoryStore.in_data_folder(paths.data)
         self.presets = PresetStore(paths.config / "presets")
         self.endpoints = EndpointStore(paths.config / "endpoints.toml", secrets)
         self.memory = ThinkingMemory(paths.data / "thinking_switch.json")
         self.backends = backends
         self._support: dict[str, ThinkingSupport] = {}
-        backends.changed.connect(self.targets_changed.emit)
 
     def close(self) -> None:
-        self.backends.changed.disconnect(self.targets_changed.emit)
         self.history.close()
 
     # ------------------------------------------------------------------ targets
