@@ -13,13 +13,18 @@ import sys
 from app.paths import AppPaths
 
 _SECRET = re.compile(
-    r"(?i)(api[-_]?key|token|authorization|password|secret)(\s*[=:]\s*|\s+)(bearer\s+)?([^\s,;'\"]+)"
+    r"(?i)(?P<key>--[\w-]*(?:api[-_]?key|token|password|secret)[\w-]*\s+"  # --api-key X
+    r"|\b(?:api[-_]?key|token|authorization|password|secret)\s*[=:]\s*"  # key=X, token: X
+    r"|\bbearer\s+)"  # Bearer X
+    r"(?P<bearer>bearer\s+)?(?P<value>[^\s,;'\"]+)"
 )
+"""A value after a key and `=` or `:`, after a secret's command-line flag, or after
+Bearer; the words alone ("the Secret Service", "tokens/s") are left as they are."""
 
 
 def redact(text: str) -> str:
-    """Replace the value after key=, token: or Bearer with asterisks."""
-    return _SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3) or ''}****", text)
+    """Replace the value after key=, token:, --api-key or Bearer with asterisks."""
+    return _SECRET.sub(lambda m: f"{m.group('key')}{m.group('bearer') or ''}****", text)
 
 
 class RedactingFilter(logging.Filter):
@@ -71,3 +76,6 @@ def configure_logging(paths: AppPaths, *, debug: bool = False, json_lines: bool 
     for handler in (file_handler, stderr_handler):
         handler.addFilter(redacting)
         root.addHandler(handler)
+    # httpx logs every request at INFO: the health checks alone wrote thousands of lines
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)

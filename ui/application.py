@@ -2,7 +2,8 @@
 
 import logging
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from app.paths import AppPaths
@@ -45,6 +46,11 @@ class RigdeckApp:
         self._on_roles_changed()
         qapp.setQuitOnLastWindowClosed(False)
         self.window.close_requested.connect(self._on_window_close_requested)
+        # Ctrl+Q quits for good, also where closing the window leaves Rigdeck in the tray
+        self._quit_shortcut = QShortcut(QKeySequence("Ctrl+Q"),  # Windows has no standard Quit
+                                        self.window)
+        self._quit_shortcut.setContext(Qt.ShortcutContext.ApplicationShortcut)
+        self._quit_shortcut.activated.connect(self.quit)
         self.services.settings.changed.connect(self._on_settings_changed)
         qapp.styleHints().colorSchemeChanged.connect(self._on_system_colours_changed)
         self._told_about_tray = False

@@ -8,6 +8,7 @@ may not import). With no subcommand, `rigdeck` opens the window.
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from collections.abc import Callable, Sequence
@@ -111,6 +112,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_left()
+
+
+def _reader_left() -> int:
+    """`rigdeck … | head`: the reader stopped reading. Say nothing: point stdout at the
+    null device so the flush at exit does not fail again (the recipe of Python's
+    `signal` documentation), and exit as a tool stopped by SIGPIPE would."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 128 + 13
 
 
 def gui_main() -> int:

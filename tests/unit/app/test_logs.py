@@ -22,6 +22,15 @@ def test_secrets_are_masked(message: str, secret: str) -> None:
     assert "****" in redact(message)
 
 
+@pytest.mark.parametrize("message", [
+    "no keyring: the Secret Service is not running",
+    "reply: 61.3 tokens/s, ttft 0.14 s",
+    "the password field is empty",
+])
+def test_ordinary_words_are_left_alone(message: str) -> None:
+    assert redact(message) == message
+
+
 def test_log_file_gets_messages_without_secrets(app_paths: AppPaths) -> None:
     configure_logging(app_paths)
     try:
@@ -36,3 +45,44 @@ def test_log_file_gets_messages_without_secrets(app_paths: AppPaths) -> None:
     assert "backend up" in text
     assert "port=8080" in text
     assert "sk-xyz" not in text
+
+
+def test_health_checks_write_no_line_per_poll(app_paths: AppPaths) -> None:
+    """httpx logs each request at INFO; a backend's health is asked every two seconds."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from app.runtime.health import HealthProbe
+
+    class Healthy(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Healthy)
+    serving = threading.Thread(target=server.serve_forever, name="healthy-server")
+    serving.start()
+    configure_logging(app_paths)
+    probe = HealthProbe()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/health"
+        assert [probe.state(url) for _ in range(5)] == ["ready"] * 5
+        logging.getLogger("app.test").info("after the polls")
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        text = app_paths.log_file.read_text(encoding="utf-8")
+    finally:
+        probe.close()
+        server.shutdown()
+        serving.join()
+        server.server_close()
+        for handler in list(logging.getLogger().handlers):
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+    assert "after the polls" in text
+    assert "HTTP Request" not in text

@@ -113,3 +113,28 @@ def test_without_a_tray_closing_the_window_quits(
 
     assert quits == [True]
     assert SettingsStore(app_paths.settings_file).settings.window_geometry
+
+
+def test_ctrl_q_quits_rigdeck(
+    qtbot: QtBot, app_paths: AppPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    from ui.application import RigdeckApp
+
+    qapp = QApplication.instance()
+    assert isinstance(qapp, QApplication)
+    quits: list[bool] = []
+    monkeypatch.setattr(qapp, "quit", lambda: quits.append(True))
+    rigdeck = RigdeckApp(qapp, app_paths)
+    qtbot.add_widget(rigdeck.window)
+    rigdeck.show_window()
+    qtbot.wait_exposed(rigdeck.window)
+    rigdeck.window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is rigdeck.window, timeout=5000)
+    QTest.keyClick(rigdeck.window, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
+    assert quits == [True]
+    assert rigdeck.has_quit
+    assert not rigdeck.window.isVisible()

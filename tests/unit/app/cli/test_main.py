@@ -7,6 +7,7 @@ import pytest
 
 from app import __version__
 from app.cli.main import main
+from app.paths import AppPaths
 
 
 def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:
@@ -54,3 +55,25 @@ def test_one_command_loads_only_its_own_module() -> None:
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "['app.cli.commands.version']"
+
+
+def test_output_into_a_reader_that_stops_says_nothing(app_paths: AppPaths) -> None:
+    """`rigdeck chat --export md | true` (a reader gone before the first line, as `head`
+    is after its lines): no BrokenPipe traceback, and SIGPIPE's exit code."""
+    import os
+    from pathlib import Path
+
+    from app.chat.history import HistoryStore
+
+    store = HistoryStore.in_data_folder(app_paths.data)
+    chat = store.create_conversation("Long")
+    store.add_message(chat.id, "user", "word " * 20_000)
+    store.close()
+    root = Path(__file__).resolve().parents[4]
+    done = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {sys.executable} -m app chat --export md | true"],
+        capture_output=True, text=True, timeout=120, cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)})
+    assert "Traceback" not in done.stderr
+    assert "BrokenPipe" not in done.stderr
+    assert done.returncode == 141
