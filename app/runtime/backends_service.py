@@ -293,6 +293,12 @@ class BackendsService:
         if len(matches) == 1:
             return matches[0]
         if not matches:
+            unreachable = [error for where, error in self.host_errors.items()
+                           if where in self.hosts and self.hosts[where].kind != "process"
+                           and host in (None, where)]
+            if unreachable:  # it may well run there
+                raise UserError(f"cannot tell whether {name!r} runs: "
+                                f"{'; '.join(unreachable)}")
             running = ", ".join(names) or "none"
             raise UserError(f"no backend named {name!r} (backends: {running})")
         raise UserError(f"{name!r} runs on several hosts; say which with --host")
@@ -398,6 +404,11 @@ class BackendsService:
                 raise UserError(f"the model path {path} does not exist")
             if not Path(path).is_absolute():
                 raise UserError(f"the model path {path} must be absolute")
+        from app.library.loader import load_entry
+
+        entry = load_entry(Path(plan.model))  # a header read: milliseconds
+        if entry.error:  # refused here, with the library's reason, before anything starts
+            raise UserError(f"{plan.model} cannot be served: {entry.error}")
 
     def _pick_port(self, plan: LaunchPlan, host: Host) -> int:
         with self._lock:

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +78,32 @@ def test_output_into_a_reader_that_stops_says_nothing(app_paths: AppPaths) -> No
     assert "Traceback" not in done.stderr
     assert "BrokenPipe" not in done.stderr
     assert done.returncode == 141
+
+
+def _rigdeck(*args: str) -> subprocess.CompletedProcess[str]:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[4]
+    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True,
+                          timeout=120, cwd=root)
+
+
+def test_up_refuses_a_corrupt_model_with_the_librarys_reason(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-docker.sock'}")
+    junk = tmp_path / "broken.gguf"
+    junk.write_bytes(b"this is no model at all")
+    done = _rigdeck("up", "--model", str(junk), "--host", "processes")
+    assert done.returncode == 2
+    assert f"{junk} cannot be served: not a GGUF file" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_down_with_the_engine_unreachable_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-docker.sock'}")
+    done = _rigdeck("down", "qwen3")
+    assert done.returncode == 2
+    assert "cannot tell whether 'qwen3' runs: host local" in done.stderr
+    assert "Docker does not answer" in done.stderr
+    assert "no backend named" not in done.stderr
