@@ -5,11 +5,29 @@ from pytestqt.qtbot import QtBot
 
 from app.paths import AppPaths
 from app.settings import SettingsStore
+from ui.application import RigdeckApp
 from ui.main_window import MainWindow
 from ui.pages.empty_state import EmptyStateWidget
 from ui.pages.placeholders import EmptyPage
 from ui.pages.registry import PAGE_NAMES
 from ui.services import Services
+
+
+@pytest.fixture
+def rigdeck_app(qtbot: QtBot, app_paths: AppPaths, monkeypatch: pytest.MonkeyPatch
+                ) -> tuple[RigdeckApp, list[bool]]:
+    """The whole app with its window shown; the list records each call of the Qt
+    application's quit (which would end pytest-qt's event loop)."""
+    from PySide6.QtWidgets import QApplication
+
+    qapp = QApplication.instance()
+    assert isinstance(qapp, QApplication)
+    quits: list[bool] = []
+    monkeypatch.setattr(qapp, "quit", lambda: quits.append(True))
+    rigdeck = RigdeckApp(qapp, app_paths)
+    qtbot.add_widget(rigdeck.window)
+    rigdeck.show_window()
+    return rigdeck, quits
 
 
 def _window(qtbot: QtBot, services: Services) -> MainWindow:
@@ -92,20 +110,12 @@ def test_a_corrupt_settings_file_shows_a_banner_and_the_window_opens(
 
 
 def test_without_a_tray_closing_the_window_quits(
-    qtbot: QtBot, app_paths: AppPaths, monkeypatch: pytest.MonkeyPatch
+    rigdeck_app: tuple[RigdeckApp, list[bool]], app_paths: AppPaths
 ) -> None:
-    from PySide6.QtWidgets import QApplication, QSystemTrayIcon
+    from PySide6.QtWidgets import QSystemTrayIcon
 
-    from ui.application import RigdeckApp
-
+    rigdeck, quits = rigdeck_app
     assert not QSystemTrayIcon.isSystemTrayAvailable()  # offscreen has no tray
-    qapp = QApplication.instance()
-    assert isinstance(qapp, QApplication)
-    quits: list[bool] = []
-    monkeypatch.setattr(qapp, "quit", lambda: quits.append(True))
-    rigdeck = RigdeckApp(qapp, app_paths)
-    qtbot.add_widget(rigdeck.window)
-    rigdeck.show_window()
 
     assert rigdeck.tray is None
     assert not rigdeck.keeps_running_in_tray
@@ -116,21 +126,13 @@ def test_without_a_tray_closing_the_window_quits(
 
 
 def test_ctrl_q_quits_rigdeck(
-    qtbot: QtBot, app_paths: AppPaths, monkeypatch: pytest.MonkeyPatch
+    qtbot: QtBot, rigdeck_app: tuple[RigdeckApp, list[bool]]
 ) -> None:
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
-    from ui.application import RigdeckApp
-
-    qapp = QApplication.instance()
-    assert isinstance(qapp, QApplication)
-    quits: list[bool] = []
-    monkeypatch.setattr(qapp, "quit", lambda: quits.append(True))
-    rigdeck = RigdeckApp(qapp, app_paths)
-    qtbot.add_widget(rigdeck.window)
-    rigdeck.show_window()
+    rigdeck, quits = rigdeck_app
     qtbot.wait_exposed(rigdeck.window)
     rigdeck.window.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is rigdeck.window, timeout=5000)
