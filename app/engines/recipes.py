@@ -14,6 +14,11 @@ log = logging.getLogger(__name__)
 DEFAULT_IMAGES = {llamacpp.ENGINE: llamacpp.DEFAULT_IMAGE, vllm.ENGINE: vllm.DEFAULT_IMAGE}
 
 
+def image_setting(engine: str) -> str:
+    """The setting that holds `engine`'s container image (llamacpp_image, vllm_image)."""
+    return f"{engine}_image"
+
+
 def model_arch(plan: LaunchPlan) -> str | None:
     """The GGUF architecture of the plan's model when a recipe needs it (an expert-count
     override) and the file is here to read; None otherwise (the recipe says why)."""

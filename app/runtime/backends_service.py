@@ -30,7 +30,7 @@ from app.runtime.docker_runtime import DockerRuntime, HostUnreachableError
 from app.runtime.failure import exit_status, explain_exit
 from app.runtime.fit_check import FitVerdict, check_fit
 from app.runtime.health import HealthProbe
-from app.runtime.hosts import LOCAL, Host
+from app.runtime.hosts import LOCAL, PROCESSES, Host, HostsStore
 from app.runtime.keys import KeyKeeper
 from app.runtime.observed import Foreign, Observed
 from app.runtime.process_runtime import ProcessRuntime
@@ -103,11 +103,13 @@ class BackendsService:
     already ended when Rigdeck starts."""
 
     def __init__(self, hosts: list[Host], keys: KeyKeeper, *, images: dict[str, str] | None = None,
-                 run_dir: Path | None = None, llama_server_path: str = "") -> None:
+                 run_dir: Path | None = None, llama_server_path: str = "",
+                 hosts_store: HostsStore | None = None) -> None:
         self.hosts = {host.name: host for host in hosts}
         self.keys = keys
         self.images = {**DEFAULT_IMAGES, **{k: v for k, v in (images or {}).items() if v}}
         self.runtimes: dict[str, Runtime] = {}
+        self._hosts_store = hosts_store
         for host in hosts:
             if host.kind == "process":
                 self.runtimes[host.name] = ProcessRuntime(
@@ -125,6 +127,78 @@ class BackendsService:
         self._health.close()
         for runtime in self.runtimes.values():
             runtime.close()
+
+    # ------------------------------------------------------------------ configuring
+    def set_image(self, engine: str, image: str) -> None:
+        """The image new `engine` backends get (empty: the engine's default)."""
+        self.images[engine] = image or DEFAULT_IMAGES[engine]
+
+    def set_llama_server_path(self, path: str) -> None:
+        """The llama-server local process backends run (empty: the one on PATH)."""
+        for runtime in self.runtimes.values():
+            if isinstance(runtime, ProcessRuntime):
+                runtime.binary = path
+
+    def add_host(self, host: Host) -> None:
+        """Add a Docker host (or change one: its URL, networking, certificates) and keep it
+        in hosts.toml; nothing is asked of it here (the doctor does that).
+
+        Raises:
+            UserError: a reserved or malformed name, a bad URL; hosts.toml is untouched.
+        """
+        if self._hosts_store is None:
+            raise UserError("this service keeps no hosts file")
+        self._hosts_store.add(host)
+        self._put_host(host)
+
+    def set_host_network(self, name: str, on: bool) -> None:
+        """Host networking for host `name` from now on (the local engine's is a setting,
+        kept by its owner; an added host's is kept in hosts.toml)."""
+        host = replace(self.hosts[name], host_network=on)
+        if name == LOCAL:
+            self._put_host(host)
+        else:
+            self.add_host(host)
+
+    def _put_host(self, host: Host) -> None:
+        with self._lock:
+            runtime = self.runtimes.get(host.name)
+            if isinstance(runtime, DockerRuntime) and runtime.host.url == host.url \
+                    and runtime.host.cert_path == host.cert_path:
+                runtime.host = host  # same engine: keep the connection
+            else:
+                if runtime is not None:
+                    runtime.close()
+                self.runtimes[host.name] = DockerRuntime(host)
+                self.host_errors.pop(host.name, None)
+            self.hosts[host.name] = host
+        self.changed.emit()
+
+    def remove_host(self, name: str) -> None:
+        """Forget an added host (its containers stay as they are there).
+
+        Raises:
+            UserError: the local engine or processes, an unknown host, or one where
+                Rigdeck's backends run (stop them first).
+        """
+        if name in (LOCAL, PROCESSES):
+            raise UserError(f"{name} is this machine's own and cannot be removed")
+        if name not in self.hosts:
+            raise UserError(f"unknown host {name!r}; hosts: {', '.join(self.hosts)}")
+        live = [b.name for b in self.known() if b.host == name and b.state.is_live]
+        if live:
+            raise UserError(f"backends run on {name} ({', '.join(live)}): stop them first "
+                            f"(rigdeck down NAME --host {name})")
+        if self._hosts_store is not None:
+            self._hosts_store.remove(name)
+        with self._lock:
+            self.hosts.pop(name)
+            self.runtimes.pop(name).close()
+            self.host_errors.pop(name, None)
+            for key in [k for k in self.backends if k[0] == name]:
+                self.backends.pop(key)
+            self.foreign = [f for f in self.foreign if f.host != name]
+        self.changed.emit()
 
     # ------------------------------------------------------------------ finding
     def runtime(self, host: str) -> Runtime:

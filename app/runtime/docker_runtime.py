@@ -13,17 +13,21 @@ from __future__ import annotations
 import contextlib
 import http.client
 import logging
+import os
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app.engines.recipes import image_setting
 from app.engines.spec import LaunchSpec
 from app.errors import UserError
 from app.runtime.backend import LABEL
 from app.runtime.failure import explain_start_error
-from app.runtime.hosts import Host
+from app.runtime.hosts import NO_BRIDGE, Host, check_url, host_network_fix
 from app.runtime.observed import Foreign, Observed
+from app.settings import setting_place, settings_control
 
 if TYPE_CHECKING:
     import docker
@@ -49,6 +53,45 @@ def transport_errors() -> tuple[type[BaseException], ...]:
 
 class HostUnreachableError(UserError):
     """The host's Docker engine does not answer."""
+
+
+def short_reason(exc: BaseException) -> str:
+    """Why a connection failed, in the system's words ("Connection refused"), not the
+    transport's retry story ("HTTPSConnectionPool(host=…): Max retries exceeded…")."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    for error in reversed(chain):  # the root cause first
+        if isinstance(error, OSError) and error.strerror:
+            return str(error.strerror)
+    text = str(exc)
+    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    return found.group(1).strip() if found else text[:300]
+
+
+def _tls_config(host: Host) -> Any:
+    """The client side of a tcp:// engine's TLS: Docker's ca.pem, cert.pem and key.pem in
+    the host's certificate folder (default: DOCKER_CERT_PATH, else ~/.docker).
+
+    Raises:
+        HostUnreachableError: a certificate is missing.
+    """
+    import docker.tls
+
+    folder = Path(host.cert_path or os.environ.get("DOCKER_CERT_PATH")
+                  or Path.home() / ".docker").expanduser()
+    files = {name: folder / f"{name}.pem" for name in ("ca", "cert", "key")}
+    missing = [p.name for p in files.values() if not p.is_file()]
+    if missing:
+        raise HostUnreachableError(
+            f"cannot reach the Docker engine at {host.url} (host {host.name}): TLS needs "
+            f"ca.pem, cert.pem and key.pem in {folder} ({', '.join(missing)} missing); give "
+            "the folder with `rigdeck hosts add NAME URL --cert-path DIR` or in "
+            f"{settings_control('Hosts', 'Add host…')}")
+    return docker.tls.TLSConfig(client_cert=(str(files["cert"]), str(files["key"])),
+                                ca_cert=str(files["ca"]), verify=True)
 
 
 def _timestamp(text: str | None) -> float | None:
@@ -87,6 +130,14 @@ class DockerRuntime:
         import docker
 
         if self._client is None:
+            try:
+                check_url(self.host.url, plain_tcp=not self.host.is_remote)
+            except UserError as exc:
+                raise HostUnreachableError(
+                    f"cannot reach the Docker engine at {self.host.url} (host "
+                    f"{self.host.name}): not an engine "
+                    f"URL ({exc})" + (" — check DOCKER_HOST" if self.host.name == "local"
+                                       else "")) from None
             socket_path = self.host.url.removeprefix("unix://")
             if self.host.url.startswith("unix://") and not Path(socket_path).exists():
                 # docker-py leaks the socket of a failed unix connect: do not try one.
@@ -102,18 +153,27 @@ class DockerRuntime:
                 self._client = docker.DockerClient(
                     base_url=self.host.url, timeout=CLIENT_TIMEOUT_S, version=API_VERSION,
                     use_ssh_client=self.host.url.startswith("ssh://"),
-                    tls=self.host.url.startswith("tcp://"))
+                    tls=_tls_config(self.host) if self.host.url.startswith("tcp://")
+                    and not self.host.url.endswith(":2375") else False)
             except transport_errors() as exc:
                 raise HostUnreachableError(self._unreachable(exc)) from exc
         return self._client
 
     def _unreachable(self, exc: BaseException) -> str:
-        hint = ("is Docker running? (sudo systemctl start docker) and may you use it? "
-                "(add yourself to the docker group)")
+        """One line: where, why in a few words, and what to check."""
+        reason = short_reason(exc)
+        hint = ("is Docker running there (sudo systemctl start docker), and may you use it "
+                "(the docker group)?")
         if self.host.url.startswith("ssh://"):
-            hint = ("check that `ssh` reaches it without a password prompt and that the "
-                    "docker CLI is installed there")
-        return f"host {self.host.name} ({self.host.url}): Docker does not answer: {exc}; {hint}"
+            from app.runtime.ssh_transport import ssh_error
+
+            reason = ssh_error(self.host.url) or reason
+            hint = ("check that `ssh` reaches it with a key or an agent (no password prompt) "
+                    "and that the docker CLI is installed there")
+        elif self.host.url.startswith("tcp://"):
+            hint = "is the engine listening there with TLS, and are its certificates yours?"
+        return f"cannot reach the Docker engine at {self.host.url} (host {self.host.name}): " \
+               f"{reason}; {hint}"
 
     def close(self) -> None:
         if self._client is not None:
@@ -242,7 +302,12 @@ class DockerRuntime:
         if not self.has_image(spec.image):
             raise UserError(
                 f"host {self.host.name}: the image {spec.image} is not there. Pull it "
-                f"(docker pull {spec.image}) or choose another image in Settings")
+                f"(docker pull {spec.image}) or choose another in "
+                f"{setting_place(image_setting(spec.engine))}")
+        if not self.host.host_network and not self.has_network("bridge"):
+            # a published port needs the bridge: without it the server is unreachable
+            raise UserError(f"host {self.host.name}: {NO_BRIDGE}; "
+                            f"{host_network_fix(self.host.name)}")
         env = dict(spec.env)
         env[spec.api_key_env] = api_key
         kwargs: dict[str, Any] = {

@@ -19,8 +19,9 @@ from pathlib import Path
 from app.errors import UserError
 from app.runtime.docker_runtime import DockerRuntime, HostUnreachableError
 from app.runtime.host_gpus import PROBE_ARGS, HostGpu, local_gpus, parse_nvidia_smi
-from app.runtime.hosts import LOCAL, Host
+from app.runtime.hosts import LOCAL, NO_BRIDGE, Host, host_network_fix
 from app.runtime.process_runtime import ProcessRuntime
+from app.settings import setting_place, settings_control
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ class _DockerDoctor:
             skipped = [Check(n, CheckStatus.SKIP, "the engine does not answer")
                        for n in ("NVIDIA GPUs", "Engine images", "Free disk", "Ports")]
             engine = Check("Docker engine", CheckStatus.FAIL, str(exc),
-                           "start Docker on that host, or fix its URL in the hosts list")
+                           unreachable_fix(self.host))
             return HostReport(self.host.name, self.host.url, (engine, *skipped))
         engine = Check("Docker engine", CheckStatus.OK,
                        f"Docker {version.get('Version', '?')} (API "
@@ -167,7 +168,8 @@ class _DockerDoctor:
         pulls = "; ".join(f"docker pull {i}" for i in missing.values())
         if not present:
             return Check("Engine images", CheckStatus.FAIL, "no engine image is on this host",
-                         f"{pulls} (or choose other images in Settings)")
+                         f"{pulls} (or choose other images in {setting_place('llamacpp_image')}"
+                         f" and {setting_place('vllm_image')})")
         if missing:
             return Check("Engine images", CheckStatus.WARN,
                          f"present: {have}; missing: {', '.join(missing.values())} "
@@ -190,15 +192,21 @@ class _DockerDoctor:
             return Check(name, CheckStatus.OK,
                          f"host networking: backends listen on {self.host.bind_address} directly")
         if not self.runtime.has_network("bridge"):
-            return Check(name, CheckStatus.FAIL,
-                         "the engine has no bridge network (dockerd --bridge=none), so a "
-                         "backend's port cannot be published",
-                         "turn on host networking for this host (Settings: "
-                         "local_host_network, or host_network in hosts.toml)")
+            return Check(name, CheckStatus.FAIL, NO_BRIDGE, host_network_fix(self.host.name))
         if not self.host.is_remote:
             return _bindable(name, self.host.bind_address)
         return Check(name, CheckStatus.OK,
                      f"ports are published on {self.host.bind_address} of {self.host.name}")
+
+
+def unreachable_fix(host: Host) -> str:
+    """What to do about an engine that does not answer: start it, or point Rigdeck at it."""
+    if host.name == LOCAL:
+        return ("start Docker here (sudo systemctl start docker), or point DOCKER_HOST at "
+                "a running engine before starting Rigdeck")
+    return (f"start Docker on {host.name}, or fix its URL: "
+            f"{settings_control('Hosts', 'Add host…')} with the name {host.name}, or "
+            f"`rigdeck hosts add {host.name} URL`")
 
 
 def _bindable(name: str, address: str) -> Check:
@@ -219,8 +227,8 @@ def _process_report(host: Host, runtime: ProcessRuntime) -> HostReport:
         binary = runtime.executable()
     except UserError as exc:
         check = Check("llama-server", CheckStatus.WARN, str(exc),
-                      "install llama.cpp and put llama-server on PATH, or set "
-                      "llama_server_path in Settings")
+                      "install llama.cpp and put llama-server on PATH, or choose it in "
+                      f"{setting_place('llama_server_path')}")
         return HostReport(host.name, host.url, (check,))
     return HostReport(host.name, host.url, (
         Check("llama-server", CheckStatus.OK, f"found at {binary}"),
@@ -239,7 +247,7 @@ def diagnose_host(host: Host, runtime: DockerRuntime | ProcessRuntime, images: d
         return _DockerDoctor(host, runtime, images, model_folders).report()
     except HostUnreachableError as exc:  # the engine went away between two checks
         return HostReport(host.name, host.url, (
-            Check("Docker engine", CheckStatus.FAIL, str(exc), "start Docker on that host"),))
+            Check("Docker engine", CheckStatus.FAIL, str(exc), unreachable_fix(host)),))
 
 
 def diagnose(hosts: dict[str, Host], runtimes: dict[str, DockerRuntime | ProcessRuntime],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,13 +19,24 @@ from urllib.parse import urlparse
 import tomli_w
 
 from app.errors import UserError
-from app.settings import write_atomically
+from app.settings import setting_place, write_atomically
 
 log = logging.getLogger(__name__)
 
 LOCAL = "local"
 PROCESSES = "processes"
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+NAME_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+NO_BRIDGE = ("the engine has no bridge network (dockerd --bridge=none), so a backend's port "
+             "cannot be published")
+
+
+def host_network_fix(name: str) -> str:
+    """What to do on an engine without a bridge: the control that turns host networking on."""
+    cli = ("rigdeck settings set local_host_network true" if name == LOCAL
+           else f"rigdeck hosts add {name} URL --host-network")
+    return (f"turn on host networking for {name} ({setting_place('local_host_network')}, "
+            f"with {name} selected; or `{cli}`)")
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,9 @@ class Host:
     kind: str = "docker"
     host_network: bool = False
     bind_address: str = "127.0.0.1"
+    cert_path: str = ""
+    """tcp:// with TLS: the folder with ca.pem, cert.pem and key.pem (empty:
+    DOCKER_CERT_PATH, else ~/.docker)."""
 
     @property
     def is_remote(self) -> bool:
@@ -55,13 +70,18 @@ class Host:
         return "127.0.0.1" if self.bind_address in ("0.0.0.0", "") else self.bind_address
 
 
-def check_url(url: str) -> str:
+def check_url(url: str, *, plain_tcp: bool = False) -> str:
     """The URL if Docker can reach an engine through it.
+
+    `plain_tcp`: allow tcp:// without TLS (port 2375) — only for DOCKER_HOST, which the
+    user set for every Docker client already.
 
     Raises:
         UserError: an unsupported scheme, or a tcp:// URL without TLS.
     """
     parsed = urlparse(url)
+    if plain_tcp and parsed.scheme == "tcp" and parsed.port in (2375, 2376):
+        return url
     if parsed.scheme in {"unix", "npipe"}:
         return url
     if parsed.scheme == "ssh":
@@ -69,8 +89,11 @@ def check_url(url: str) -> str:
             raise UserError(f"{url}: an ssh URL needs a host, e.g. ssh://user@server")
         return url
     if parsed.scheme == "tcp":
+        if not parsed.hostname:
+            raise UserError(f"{url}: a tcp URL needs a host, e.g. tcp://server:2376")
         if parsed.port != 2376:
-            raise UserError(f"{url}: use TLS (port 2376 with certificates in DOCKER_CERT_PATH); "
+            raise UserError(f"{url}: use TLS (port 2376, with ca.pem, cert.pem and key.pem from "
+                            "--cert-path or DOCKER_CERT_PATH); "
                             "an engine on plain tcp lets anyone on the network run as root")
         return url
     raise UserError(f"{url}: a host URL starts with ssh://, tcp:// (TLS) or unix://")
@@ -99,7 +122,7 @@ class HostsStore:
         try:
             raw = tomllib.loads(self.path.read_text(encoding="utf-8"))
             return [Host(**entry) for entry in raw.get("host", [])]
-        except (tomllib.TOMLDecodeError, TypeError, OSError) as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, TypeError, OSError) as exc:
             log.warning("hosts file %s unreadable: %s", self.path, exc)
             return []
 
@@ -111,6 +134,9 @@ class HostsStore:
         """
         if host.name in (LOCAL, PROCESSES):
             raise UserError(f"the host name {host.name!r} is reserved")
+        if not NAME_RULE.fullmatch(host.name):
+            raise UserError(f"{host.name!r} is not a host name: use letters, digits, '.', "
+                            "'_' and '-' (up to 63)")
         check_url(host.url)
         hosts = [h for h in self.load() if h.name != host.name] + [host]
         self._save(hosts)

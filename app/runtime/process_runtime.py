@@ -1,5 +1,5 @@
 """Backends as local processes, for machines without Docker: a llama-server on PATH (or
-set in Settings) started in its own session, found again through a pid file.
+chosen in the settings) started in its own session, found again through a pid file.
 
 A pid file holds the same labels a container would, plus the pid and its start time
 (so a recycled pid is not taken for our server). The API key is in the process's
@@ -32,12 +32,40 @@ from app.engines.spec import LaunchSpec
 from app.errors import UserError
 from app.runtime.hosts import Host
 from app.runtime.observed import Foreign, Observed
-from app.settings import write_atomically
+from app.settings import setting_place, write_atomically
 
 log = logging.getLogger(__name__)
 
 FOLLOW_POLL_S = 0.2
+VERSION_TIMEOUT_S = 20.0
 STOP_POLL_S = 0.05
+
+
+def llama_server_version(path: str) -> str:
+    """What `path --version` says it is ("version: 4589 (…), built with …"): proof that the
+    file is a llama-server that runs here, before it is saved as the one to use.
+
+    Raises:
+        UserError: it does not start, fails, or is not llama-server; the message says which.
+    """
+    try:
+        done = subprocess.run([path, "--version"], check=False, capture_output=True, text=True,
+                              errors="replace", timeout=VERSION_TIMEOUT_S,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"{path} --version did not answer within "
+                        f"{VERSION_TIMEOUT_S:.0f} s") from None
+    except OSError as exc:
+        raise UserError(f"{path} does not run here: {exc.strerror or exc}") from None
+    output = (done.stdout + done.stderr).strip()
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    version = next((line for line in lines if line.startswith("version:")), None)
+    if done.returncode != 0 or version is None:
+        said = lines[-1][:200] if lines else "nothing"
+        raise UserError(f"{path} is not llama-server: `--version` exited {done.returncode} "
+                        f"and said {said!r}")
+    built = next((line for line in lines if line.startswith("built with")), "")
+    return ", ".join(part for part in (version, built) if part)
 
 
 _LEFT_RUNNING: list[subprocess.Popen[bytes]] = []
@@ -62,12 +90,13 @@ class ProcessRuntime:
         """The llama-server to run.
 
         Raises:
-            UserError: none set in Settings and none on PATH.
+            UserError: none chosen in the settings and none on PATH.
         """
         found = self.binary or shutil.which("llama-server") or ""
         if not found or not Path(found).exists():
-            raise UserError("no llama-server found: put it on PATH or set its path in "
-                            "Settings (llama_server_path) to run backends without Docker")
+            raise UserError("no llama-server found: put it on PATH or choose it in "
+                            f"{setting_place('llama_server_path')} to run backends "
+                            "without Docker")
         return found
 
     def close(self) -> None:

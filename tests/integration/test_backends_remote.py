@@ -77,7 +77,7 @@ def test_a_backend_recovers_when_its_engine_restarts(
     try:
         two_hosts.refresh()
         assert "remote" in two_hosts.host_errors
-        assert "Docker does not answer" in two_hosts.host_errors["remote"]
+        assert "cannot reach the Docker engine at" in two_hosts.host_errors["remote"]
         assert backend.state is BackendState.READY  # unknown, not declared dead
     finally:
         remote_host.start_engine()

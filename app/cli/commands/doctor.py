@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
-def _print_report(report: HostReport) -> None:
+def print_report(report: HostReport) -> None:
     print(f"{report.host} ({report.url})")
     for check in report.checks:
         print(f"  [{MARKS[check.status]}] {check.name}: {check.detail}")
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"hosts": [r.as_dict() for r in reports]}, indent=2))
     else:
         for report in reports:
-            _print_report(report)
+            print_report(report)
     failed = [(r.host, c) for r in reports for c in r.failed]
     for host, check in failed:
         print(f"rigdeck: {host}: {check.name} failed: {check.detail}"

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"(not Rigdeck's, read-only) {f.host}/{f.name} {f.image} {f.status}")
         for host, error in service.host_errors.items():
             if host != "processes":
-                print(f"host {host}: {error}")
+                print(error)  # it names the host
         return 0
     finally:
         service.close()

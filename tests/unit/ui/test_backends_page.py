@@ -86,8 +86,8 @@ def test_without_docker_the_host_says_what_is_missing_and_how_to_fix_it(
     local = page.panels["local"]
     text = local.doctor_label.text()
     assert "Docker engine" in text
-    assert "Docker does not answer" in text
-    assert "Fix: start Docker on that host" in text
+    assert "cannot reach the Docker engine at" in text
+    assert "Fix: start Docker here" in text
     assert "not checked (the engine does not answer)" in text
     assert "processes" not in page.panels  # no llama-server: nothing can run there
     assert page.cards == []

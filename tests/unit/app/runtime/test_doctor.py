@@ -37,8 +37,8 @@ def test_an_engine_that_does_not_answer_fails_and_the_rest_is_not_checked(no_eng
     report = diagnose_host(host, DockerRuntime(host), {"llamacpp": "some/image"}, [])
     engine, *rest = report.checks
     assert engine.status is CheckStatus.FAIL
-    assert "Docker does not answer" in engine.detail
-    assert "is Docker running?" in engine.detail
+    assert "cannot reach the Docker engine at" in engine.detail
+    assert "is Docker running there" in engine.detail
     assert engine.fix
     assert {c.status for c in rest} == {CheckStatus.SKIP}
     assert report.failed == (engine,)
@@ -61,7 +61,8 @@ def test_cli_json_says_which_host_is_not_ok(
     assert hosts["local"]["checks"][0] == {
         "name": "Docker engine", "status": "fail",
         "detail": hosts["local"]["checks"][0]["detail"],
-        "fix": "start Docker on that host, or fix its URL in the hosts list"}
+        "fix": "start Docker here (sudo systemctl start docker), or point DOCKER_HOST at "
+               "a running engine before starting Rigdeck"}
     assert hosts["processes"]["ok"] is True  # a missing llama-server is only a warning
 
 
