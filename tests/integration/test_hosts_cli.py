@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import docker
 import pytest
 
 from app.engines.plan import LaunchPlan
@@ -99,9 +98,9 @@ def test_an_unreachable_ssh_host_says_why_in_one_line(env: dict[str, str]) -> No
 
 @pytest.mark.integration
 def test_an_engine_without_a_bridge_is_refused_at_once_without_host_networking(
-        docker_engine: DockerEngine, docker_client: docker.DockerClient,
-        llama_server_image: str, tiny_gguf: TinyGgufFactory, tmp_path: Path,
-        leak_guard: LeakGuard) -> None:
+        docker_engine: DockerEngine, llama_server_image: str, tiny_gguf: TinyGgufFactory,
+        tmp_path: Path, leak_guard: LeakGuard) -> None:
+    docker_client = docker_engine.client
     if docker_client.networks.list(names=["bridge"]):
         pytest.fail("the test engine has a bridge network; this test needs one without")
     service = make_service([Host("local", docker_engine.base_url, host_network=False)],
