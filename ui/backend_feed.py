@@ -16,9 +16,12 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from app.engines.export_folder import export_to_folder
 from app.engines.plan import LaunchPlan
+from app.errors import UserError
 from app.runtime.backend import Backend
 from app.runtime.backends_service import BackendsService, StartResult
+from app.runtime.docker_runtime import DockerRuntime
 from app.runtime.doctor import HostReport, diagnose
+from app.runtime.hosts import Host
 from ui.tasks import TaskRunner
 
 log = logging.getLogger(__name__)
@@ -115,13 +118,50 @@ class BackendFeed(QObject):
                        description=f"Relaunching {backend.name}", on_done=done,
                        on_error=on_error)
 
-    def diagnose(self, on_done: Callable[[list[HostReport]], None]) -> None:
-        """The host doctor for every host (a probe container each: seconds)."""
+    def diagnose(self, on_done: Callable[[list[HostReport]], None], *,
+                 only: str | None = None) -> None:
+        """The host doctor for every host, or `only` that one (a probe container each:
+        seconds)."""
         folders = self._model_folders()
         service = self.service
-        self.tasks.run(lambda: diagnose(service.hosts, dict(service.runtimes), service.images,
-                                        folders),
-                       description="Checking the hosts", on_done=on_done)
+        self.tasks.run(lambda: diagnose(dict(service.hosts), dict(service.runtimes),
+                                        dict(service.images), folders, only=only),
+                       description=f"Checking {only or 'the hosts'}", on_done=on_done)
+
+    def add_host(self, host: Host, on_done: Callable[[None], None],
+                 on_error: Callable[[BaseException], None]) -> None:
+        """`BackendsService.add_host` (it writes hosts.toml) off the GUI thread."""
+        def done(result: None) -> None:
+            self.refresh()
+            on_done(result)
+
+        self.tasks.run(lambda: self.service.add_host(host), description=f"Adding {host.name}",
+                       on_done=done, on_error=on_error)
+
+    def remove_host(self, name: str, on_done: Callable[[None], None],
+                    on_error: Callable[[BaseException], None]) -> None:
+        """Forget host `name` once a refresh says no backend of Rigdeck's runs there."""
+        def job() -> None:
+            self.service.refresh(name)
+            self.service.remove_host(name)
+
+        def done(result: None) -> None:
+            self.refresh()
+            on_done(result)
+
+        self.tasks.run(job, description=f"Removing {name}", on_done=done, on_error=on_error)
+
+    def images_on(self, host: str, on_done: Callable[[list[str]], None]) -> None:
+        """The image names the host's engine has (none when it does not answer)."""
+        def job() -> list[str]:
+            runtime = self.service.runtime(host)
+            try:
+                return runtime.image_tags() if isinstance(runtime, DockerRuntime) else []
+            except UserError as exc:
+                log.info("no images listed for %s: %s", host, exc)
+                return []
+
+        self.tasks.run(job, description=f"Listing the images on {host}", on_done=on_done)
 
     def export_plans(self, plans: list[LaunchPlan], folder: Path, *, host_network: bool,
                      overwrite: bool, on_done: Callable[[list[Path]], None],

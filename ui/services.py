@@ -10,7 +10,7 @@ from app.autostart import LoginItem, login_item_for_this_system
 from app.chat.service import ChatService
 from app.paths import AppPaths
 from app.roles.store import RoleStore
-from app.runtime.setup import build_service
+from app.runtime.setup import build_service, follow_settings
 from app.secrets import SecretStore
 from app.settings import SettingsStore
 from ui.backend_feed import BackendFeed
@@ -60,6 +60,7 @@ class Services:
         tasks = TaskRunner(notifier)
         backends = BackendFeed(build_service(paths, settings, secrets=secrets), tasks,
                                lambda: list(settings.get("model_folders")))
+        follow_settings(backends.service, settings)
         chat = ChatService(paths, secrets, backends.service)
         return cls(
             paths=paths,

@@ -209,6 +209,11 @@ class DockerRuntime:
             return False
         return True
 
+    def image_tags(self) -> list[str]:
+        """Every image name:tag the engine has, sorted (for the Settings page to offer)."""
+        images = self._call("images", self.client().images.list)
+        return sorted({tag for image in images for tag in image.tags})
+
     def has_network(self, name: str) -> bool:
         """Whether the engine has a network called `name` (no "bridge": dockerd --bridge=none)."""
         return bool(self._call("networks", self.client().networks.list, names=[name]))

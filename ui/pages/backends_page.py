@@ -115,6 +115,7 @@ class BackendsPage(QWidget):
         """What decides the panels' layout; states and uptimes only need a card update."""
         service = self.feed.service
         return (tuple((b.host, b.name, b.ref, b.gpus) for b in backends),
+                tuple(service.hosts.values()),
                 tuple((f.host, f.name, f.status) for f in service.foreign),
                 tuple(sorted(service.host_errors.items())), tuple(map(id, self.reports.values())))
 
