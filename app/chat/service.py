@@ -88,7 +88,8 @@ class ChatService:
             raise UserError("choose a backend: a running one, a saved endpoint or a URL")
         targets = self.targets()
         for target in targets:
-            if target.name == text:
+            backend = target.backend
+            if target.name == text or (backend and f"{backend.host}/{backend.name}" == text):
                 return target
         running = [t for t in targets if t.kind == "backend"]
         for target in running:  # "qwen3" where it runs on two hosts: ambiguous

@@ -4,7 +4,9 @@ the host's RAM."""
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
+from decimal import Decimal
 
 from app.errors import UserError
 from app.telemetry.snapshot import Snapshot
@@ -26,7 +28,7 @@ class Capacities:
     """What the plan must fit in: MiB per GPU (none: CPU only), and the host's RAM."""
 
     gpu_memory_text: str = ""
-    """The GPU memory as entered ("98304", "24576,24576") or filled in from the monitor."""
+    """The GPU memory as entered ("98304", "96G", "24G,24G") or filled in from the monitor."""
     gpu_mib: tuple[float, ...] = ()
     problem: str = ""
     """Why `gpu_memory_text` cannot be read ("" when it can); `gpu_mib` is then empty."""
@@ -35,26 +37,41 @@ class Capacities:
     host_ram_mib: float | None = None
 
 
-def parse_gpu_memory(text: str) -> list[float]:
-    """MiB per GPU from "98304" or "24576, 24576"; empty: no GPU (a CPU-only plan).
+MIB_PER_UNIT = {"": 1, "m": 1, "mb": 1, "mib": 1,
+                "g": 1024, "gb": 1024, "gib": 1024,
+                "t": 1024**2, "tb": 1024**2, "tib": 1024**2}
+"""MiB in one unit of GPU memory. A bare number is MiB (what nvidia-smi prints). GB means
+GiB here, as it does on a GPU's box: a "96 GB" card holds 96 GiB-class memory (97887 MiB
+usable on an RTX PRO 6000), and reading it as 96 * 10**9 bytes would plan for 91553 MiB,
+6.7 GiB less than the card has."""
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)")
+
+
+def parse_gpu_memory(text: str, *, label: str = "GPU memory") -> list[int]:
+    """MiB per GPU from what a user types: "98304", "96G", "96 GB", "96 GiB", "96gb",
+    "24G,24G" (one value per GPU, commas or semicolons between); empty: no GPU (a CPU-only
+    plan). `label` names the field in the message ("--gpu-memory" on the command line).
+
+    A bare number is MiB; MB and M are MiB too; G, GB and GiB are all 1024 MiB, T, TB and
+    TiB 1024 GiB (see `MIB_PER_UNIT` for why GB is binary). The conversion is exact: the
+    number is read as a decimal and multiplied by the unit, so "23.5G" is 24064 MiB; a
+    result with a fraction of a MiB is rounded down, never planning for more than typed.
 
     Raises:
-        UserError: a value that is not a positive number.
+        UserError: a value that is not a size, has another unit, or is not more than 0 MiB.
     """
     out = []
     for raw in text.replace(";", ",").split(","):
-        part = raw.strip().lower().removesuffix("mib").strip()
+        part = raw.strip()
         if not part:
             continue
-        try:
-            value = float(part)
-        except ValueError:
-            raise UserError(
-                f"GPU memory must be MiB per GPU, e.g. 98304 or 24576,24576; not {part!r}"
-            ) from None
-        if value <= 0:
-            raise UserError("GPU memory must be a positive number of MiB")
-        out.append(value)
+        match = _SIZE.fullmatch(part.lower())
+        unit = MIB_PER_UNIT.get(match.group(2)) if match else None
+        mib = int(Decimal(match.group(1)) * unit) if match and unit else 0
+        if mib <= 0:
+            raise UserError(f"{label}: {part!r} is not a memory size; use MiB (98304) or "
+                            "GB (96G), one per GPU separated by commas (24G,24G)")
+        out.append(mib)
     return out
 
 

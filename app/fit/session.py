@@ -59,7 +59,7 @@ ENGINE_TITLES = {key: title for title, key in ENGINES}
 MODEL_ENV = "RIGDECK_FIT_MODEL"
 """A model to open with (overrides the `fit_model_path` setting; screenshots)."""
 GPU_MEMORY_ENV = "RIGDECK_FIT_GPU_MEMORY"
-"""MiB per GPU to plan for, e.g. 98304 (overrides `fit_gpu_memory_mib`)."""
+"""Memory per GPU to plan for, e.g. 98304 or 96G (overrides `fit_gpu_memory_mib`)."""
 CONTEXT_ENV = "RIGDECK_FIT_CONTEXT"
 EXPERTS_ENV = "RIGDECK_FIT_EXPERTS"
 SYNC_ESTIMATE_BUDGET_MS = 30.0
@@ -351,8 +351,9 @@ class FitSession:
         self._refresh()
 
     def set_gpu_memory(self, text: str) -> None:
-        """The GPU memory the user entered: MiB per GPU, comma-separated; empty: CPU only.
-        Kept for the next run; the monitor no longer fills it in."""
+        """The GPU memory the user entered, per GPU, comma-separated ("98304", "96G",
+        "24G,24G": see `parse_gpu_memory`); empty: CPU only. Kept for the next run; the
+        monitor no longer fills it in."""
         self._set_gpu_text(text, from_monitor=False)
         if self._settings is not None:
             self._settings.set("fit_gpu_memory_mib", text.strip())
@@ -360,7 +361,7 @@ class FitSession:
 
     def set_gpu_capacities(self, mib: Sequence[float]) -> None:
         """`set_gpu_memory` from numbers: MiB per GPU (none: CPU only)."""
-        self.set_gpu_memory(",".join(f"{m:g}" for m in mib))
+        self.set_gpu_memory(",".join(str(round(m)) for m in mib))
 
     def follow_snapshot(self, snapshot: Snapshot) -> None:
         """The monitor's GPUs and host RAM: they fill in the GPU memory unless the user

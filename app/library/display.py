@@ -28,6 +28,26 @@ def human_count(count: int | None) -> str:
     return str(count)
 
 
+def params_label(entry: Entry) -> str:
+    """Parameters as `rigdeck scan` shows them: "32.8B" for a dense model, "30.5B total,
+    3.3B active" for a mixture of experts (the weights one token passes through); "—" for
+    an adapter."""
+    if not isinstance(entry, Model):
+        return "—"
+    total = human_count(entry.params_total)
+    if entry.params_active and entry.params_active != entry.params_total:
+        return f"{total} total, {human_count(entry.params_active)} active"
+    return total
+
+
+def experts_label(entry: Entry) -> str:
+    """Experts of a mixture-of-experts model, "128 experts, 8 active" (used per token);
+    "—" for a dense model or an adapter."""
+    if not isinstance(entry, Model) or not entry.experts:
+        return "—"
+    return f"{entry.experts} experts, {_value(entry.experts_used)} active"
+
+
 def quant_label(entry: Entry) -> str:
     """Short quantisation label: the GGUF file type, a method and bits, or the main dtype."""
     if isinstance(entry, Adapter):

@@ -355,11 +355,14 @@ class BackendsService:
         return backend.api_key or self.keys.get(self._key_ref(backend.host, backend.name))
 
     def find(self, name: str, host: str | None = None) -> Backend:
-        """The backend called `name` (on `host`, or the only one of that name).
+        """The backend called `name` (on `host`, or the only one of that name); `name` may
+        be `host/name`, as `rigdeck ps` and the chat targets write one used on two hosts.
 
         Raises:
             UserError: none or several match; the message lists what runs.
         """
+        if host is None and "/" in name:  # a backend's name has no "/" (NAME_RE)
+            host, name = name.split("/", 1)
         with self._lock:
             matches = [b for b in self.backends.values()
                        if b.name == name and (host is None or b.host == host)]

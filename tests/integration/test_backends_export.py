@@ -19,7 +19,15 @@ from app.engines.export import exported_backends
 from app.engines.plan import LaunchPlan
 from app.engines.shell_launcher import to_shell
 from app.runtime.hosts import Host
-from tests.integration.backends_support import READY_TIMEOUT_S, chat, make_service
+from tests.integration.backends_support import (
+    READY_TIMEOUT_S,
+    chat,
+    cli_env,
+    label_args,
+    make_service,
+    rigdeck,
+    write_home,
+)
 from tests.realparts.docker_engine import DockerEngine
 from tests.realparts.fixtures import TinyGgufFactory
 from tests.realparts.leak_guard import LeakGuard
@@ -97,3 +105,45 @@ def test_the_launcher_starts_the_real_backend_which_answers_health(
             service.close()
     finally:
         container.remove(force=True)
+
+
+def test_rigdeck_export_offers_rigdecks_own_backends_by_name_not_other_containers(
+        docker_engine: DockerEngine, llama_server_image: str, tiny_gguf: TinyGgufFactory,
+        tmp_path: Path, leak_guard: LeakGuard) -> None:
+    home = tmp_path / "home"
+    write_home(home, llama_server_image)
+    env = cli_env(home, docker_engine.base_url)
+    model = tiny_gguf()
+    port = leak_guard.free_port()
+    other = docker_engine.client.containers.create(
+        llama_server_image, name="someone-elses-server", labels=leak_guard.labels,
+        command=["--help"])
+    try:
+        up = rigdeck(env, "up", "--model", str(model), "--name", "mine", "--ctx", "512",
+                     "--threads", "1", "--port", str(port),
+                     *label_args(leak_guard.labels))
+        assert up.returncode == 0, up.stderr
+
+        offered = rigdeck(env, "export")
+        assert offered.returncode == 0, offered.stderr
+        assert f"mine — {model.name} on local" in offered.stdout.splitlines()
+        assert "someone-elses-server" not in offered.stdout
+        assert "rigdeck export NAME… -o DIR" in offered.stdout
+
+        foreign = rigdeck(env, "export", "someone-elses-server", "-o", str(tmp_path / "no"))
+        assert foreign.returncode == 2
+        assert "no backend named 'someone-elses-server' (backends: " in foreign.stderr
+        # others sharing the engine may run backends too: those are listed beside mine
+        assert "local/mine" in foreign.stderr.split("(backends: ", 1)[1].split(")")[0].split(", ")
+        assert not (tmp_path / "no").exists()
+
+        for name, folder in (("mine", tmp_path / "by-name"), ("local/mine", tmp_path / "host")):
+            done = rigdeck(env, "export", name, "-o", str(folder))
+            assert done.returncode == 0, done.stderr
+            assert f"mine: port {port}, API key from $MINE_API_KEY" in done.stdout
+            services = yaml.safe_load((folder / "docker-compose.yml").read_text())["services"]
+            assert list(services) == ["mine"]
+            assert services["mine"]["image"] == llama_server_image
+    finally:
+        rigdeck(env, "down", "mine")
+        other.remove(force=True)

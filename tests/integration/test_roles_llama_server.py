@@ -22,6 +22,7 @@ import psutil
 import pytest
 
 from app.chat.client import ChatClient
+from app.chat.endpoints import EndpointStore
 from app.chat.history import HistoryStore
 from app.chat.session import ReplyRun, TurnSettings, build_request, detect_support
 from app.engines import llamacpp
@@ -189,6 +190,28 @@ def test_cli_chat_with_a_role_and_roles_json(rig: Rig, app_paths: AppPaths) -> N
     assert "no role named 'Nobody'" in bad.stderr
 
 
+def test_roles_and_chat_backend_take_a_saved_endpoint_by_name(rig: Rig,
+                                                              app_paths: AppPaths) -> None:
+    RoleStore(app_paths.config / "roles").save(rig.roles["Coach"])
+    EndpointStore(app_paths.config / "endpoints.toml", SecretStore()).save("rig", rig.url)
+    run = [sys.executable, "-m", "app"]
+    listed = subprocess.run([*run, "roles", "--json", "--backend", "rig"], capture_output=True,
+                            text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["name"]: row for row in json.loads(listed.stdout)["roles"]}
+    assert rows["Coach"]["available"] is True
+    chat = subprocess.run([*run, "chat", "--backend", "rig", "--no-save", "--max-tokens", "4",
+                           "Hello"], capture_output=True, text=True, timeout=60)
+    assert chat.returncode == 0, chat.stderr
+    for command in (["roles", "--backend", "nobody"], ["chat", "--backend", "nobody", "hi"]):
+        unknown = subprocess.run([*run, *command], capture_output=True, text=True, timeout=60)
+        assert unknown.returncode == 2
+        said = unknown.stderr
+        assert "no running backend or saved endpoint named 'nobody' (" in said
+        listed_names = said.split(" (", 1)[1].split(")", 1)[0].split(", ")
+        assert "rig" in listed_names  # and the backends of others sharing the engine
+
+
 def test_relaunch_with_a_role_preloads_its_adapter(
         llama_server_binary: Path, tiny_gguf: TinyGgufFactory, tmp_path: Path,
         leak_guard: LeakGuard) -> None:
@@ -281,11 +304,21 @@ def test_cli_up_with_roles_preloads_fitting_roles_only(
                                  text=True, timeout=60)
         assert keyless.returncode == 2
         assert "a wrong or missing API key" in keyless.stderr
-        listed = subprocess.run([*run, "roles", "--json", "--backend", "roles-cli"],
-                                capture_output=True, text=True, timeout=60, check=True)
-        rows = {row["name"]: row for row in json.loads(listed.stdout)["roles"]}
-        assert rows["Coach"]["available"] is True
-        assert rows["Wide"]["reason"] == "incompatible base: hidden size 128 ≠ 64"
+        # a saved endpoint of the same name, where nothing answers: the running backend
+        # comes first, for roles as for chat
+        EndpointStore(app_paths.config / "endpoints.toml", SecretStore()).save(
+            "roles-cli", "http://127.0.0.1:9")
+        for name in ("roles-cli", "processes/roles-cli"):
+            listed = subprocess.run([*run, "roles", "--json", "--backend", name],
+                                    capture_output=True, text=True, timeout=60)
+            assert listed.returncode == 0, listed.stderr
+            rows = {row["name"]: row for row in json.loads(listed.stdout)["roles"]}
+            assert rows["Coach"]["available"] is True
+            assert rows["Wide"]["reason"] == "incompatible base: hidden size 128 ≠ 64"
+            chat = subprocess.run([*run, "chat", "--backend", name, "--no-save",
+                                   "--max-tokens", "4", "Hello"],
+                                  capture_output=True, text=True, timeout=60)
+            assert chat.returncode == 0, chat.stderr
     finally:
         down = subprocess.run([*run, "down", "roles-cli", "--host", "processes"],
                               capture_output=True, text=True, timeout=60)

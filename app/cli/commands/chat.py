@@ -81,9 +81,10 @@ def run(args: argparse.Namespace) -> int:
     return _chat(paths, args, prompt)
 
 
-def _service(paths: AppPaths, *, no_save: bool = False) -> ChatService:
+def chat_service(paths: AppPaths, *, no_save: bool = False) -> ChatService:
     """The chat service with the backends every host runs now (an unreachable host is
-    skipped: a saved endpoint or URL still works)."""
+    skipped: a saved endpoint or URL still works); the caller closes it and its
+    `backends`. `rigdeck roles --backend` resolves its name with the same service."""
     backends = build_service(paths)
     backends.refresh()
     return ChatService(paths, SecretStore(), backends,
@@ -103,7 +104,7 @@ def _target(service: ChatService, args: argparse.Namespace) -> ChatTarget:
 
 
 def _chat(paths: AppPaths, args: argparse.Namespace, prompt: str) -> int:
-    service = _service(paths, no_save=args.no_save)
+    service = chat_service(paths, no_save=args.no_save)
     try:
         return _turn(service, args, prompt)
     finally:

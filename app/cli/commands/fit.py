@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from app.errors import UserError
+from app.fit.capacities import parse_gpu_memory
 from app.fit.plan import DeviceMemory, FitPlan
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--engine", choices=["llamacpp", "vllm"], default="llamacpp")
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     p.add_argument("--gpus", default="0", help="CUDA devices, e.g. 0,1")
-    p.add_argument("--gpu-memory", default="", help="MiB per GPU, e.g. 97887 or 24576,24576")
+    p.add_argument("--gpu-memory", default="", metavar="SIZE",
+                   help="memory per GPU: 96G, 96 GB (GB means GiB), or MiB (98304); "
+                        "one per GPU in --gpus, comma-separated (24G,24G)")
     p.add_argument("--ctx", type=int, default=4096)
     p.add_argument("--parallel", type=int, default=1)
     p.add_argument("--flash-attn", choices=["on", "off"], default="on")
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if not path.exists():
         raise UserError(f"{path}: no such file or folder")
     gpus = _ints(args.gpus, "--gpus") if args.device == "cuda" else ()
-    mem = _ints(args.gpu_memory, "--gpu-memory")
+    mem = parse_gpu_memory(args.gpu_memory, label="--gpu-memory")
     if mem and len(mem) not in (1, len(gpus)):
         raise UserError("--gpu-memory needs one value, or one per GPU in --gpus")
     capacity = [float(x) for x in (mem * len(gpus) if len(mem) == 1 else mem)] or [

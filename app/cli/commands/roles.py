@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from app.engines.plan import LaunchPlan
+from app.cli.commands.chat import chat_service
 from app.errors import UserError
 from app.paths import AppPaths
 from app.roles.check import BackendRoles, check_roles
 from app.roles.role import Role
 from app.roles.store import RoleStore
-from app.runtime.backend import Backend
-from app.runtime.setup import build_service
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     where.add_argument("--url", help="also say whether the backend at this URL can serve "
                                      "each role, and why not")
     where.add_argument("--backend", metavar="NAME",
-                       help="the same for a backend Rigdeck started (see rigdeck ps)")
+                       help="the same for a running backend by name or HOST/NAME (see "
+                            "rigdeck ps), else a saved endpoint, as in rigdeck chat")
     parser.add_argument("--api-key", help="API key for --url")
     parser.add_argument("--import", dest="import_file", type=Path, metavar="FILE",
                         help="add the role in FILE to your roles")
@@ -57,9 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if args.url:
         checked = check_roles(roles.values(), args.url, args.api_key)
     elif args.backend:
-        backend = _backend(paths, args.backend)
-        checked = check_roles(roles.values(), backend.base_url, backend.api_key,
-                              LaunchPlan.from_json(backend.plan_json))
+        checked = _check_backend(paths, roles.values(), args.backend)
     rows = [_row(role, checked) for role in roles.values()]
     if args.json:
         print(json.dumps({"roles": rows, "problems": store.problems}, indent=2,
@@ -77,20 +75,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _backend(paths: AppPaths, name: str) -> Backend:
-    """The running Rigdeck backend `name`.
+def _check_backend(paths: AppPaths, roles: Iterable[Role], name: str) -> BackendRoles:
+    """`check_roles` for what `name` means to `rigdeck chat --backend`: a running backend
+    (its plan and key), else a saved endpoint (its key), else a URL (`ChatService.resolve`).
 
     Raises:
-        UserError: no running backend of that name.
+        UserError: nothing runs or is saved by that name, or its server cannot be asked.
     """
-    service = build_service(paths)
+    service = chat_service(paths, no_save=True)
     try:
-        found = [b for b in service.refresh() if b.name == name and b.state.is_live]
+        target = service.resolve(name)
+        return check_roles(roles, target.url, service.api_key(target), target.plan)
     finally:
         service.close()
-    if not found:
-        raise UserError(f"no running backend named {name!r} (see rigdeck ps)")
-    return found[0]
+        service.backends.close()
 
 
 def _row(role: Role, checked: BackendRoles | None) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 With PATHs, only those files and folders are scanned; without, the library's folders
 from the settings plus the default stores (HF cache, Ollama, LM Studio). Bad files are
-listed with their reason; the exit code is 0 whenever the scan itself ran.
+listed with their reason; the exit code is 0 whenever the scan itself ran. A mixture of
+experts shows its experts (total and used per token) and its active parameters.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 
 from app.errors import UserError
-from app.library.display import human_bytes, human_count, quant_label, status
+from app.library.display import experts_label, human_bytes, params_label, quant_label, status
 from app.library.entries import Entry, Model
 from app.library.library import INDEX_FILE_NAME, Library
 from app.paths import AppPaths
@@ -53,6 +54,7 @@ def table(entries: list[Entry]) -> str:
         "SOURCE",
         "ARCH",
         "PARAMS",
+        "EXPERTS",
         "QUANT",
         "CONTEXT",
         "SIZE",
@@ -60,7 +62,6 @@ def table(entries: list[Entry]) -> str:
     )
     rows = [header]
     for e in entries:
-        params = human_count(e.params_total) if isinstance(e, Model) else "—"
         context = str(e.context_length or "?") if isinstance(e, Model) else "—"
         rows.append(
             (
@@ -69,7 +70,8 @@ def table(entries: list[Entry]) -> str:
                 e.format,
                 e.source,
                 e.architecture or "?",
-                params,
+                params_label(e),
+                experts_label(e),
                 quant_label(e),
                 context,
                 human_bytes(e.size_bytes),

@@ -188,3 +188,8 @@ def test_cli_import_of_a_missing_file_is_a_clear_error(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["import", str(tmp_path / "nope.yml")]) == 2
     assert f"cannot read {tmp_path / 'nope.yml'}" in capsys.readouterr().err
+
+
+def test_cli_export_of_a_backend_needs_a_folder(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "qwen-moe"]) == 2
+    assert "rigdeck export needs -o DIR, the folder to write to" in capsys.readouterr().err

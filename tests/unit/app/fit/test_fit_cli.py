@@ -95,3 +95,32 @@ def test_cpu_plan_puts_everything_on_the_host(capsys: pytest.CaptureFixture[str]
     out = json.loads(capsys.readouterr().out)
     assert out["devices"] == []
     assert out["host"]["weights_mib"] > 5000
+
+
+def _capacities(text: str) -> list[int]:
+    """The "of" column of each GPU row of `rigdeck fit`'s table."""
+    return [int(line.split()[-1]) for line in text.splitlines() if line.startswith("GPU ")]
+
+
+@pytest.mark.parametrize("size", ["96 GB", "96G", "96 GiB", "96gb", "98304"])
+def test_gpu_memory_in_gb_or_mib_plans_for_the_same_card(
+        capsys: pytest.CaptureFixture[str], size: str) -> None:
+    rc = main(["fit", str(_moe()), "--ctx", "4096", "--gpu-memory", size])
+    assert rc == 0
+    assert _capacities(capsys.readouterr().out) == [98304]
+
+
+def test_gpu_memory_per_gpu(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["fit", str(_moe()), "--gpus", "0,1", "--gpu-memory", "24G,24G"])
+    assert _capacities(capsys.readouterr().out) == [24576, 24576]
+
+
+@pytest.mark.parametrize("size", ["0", "-24G", "lots", "96 GX"])
+def test_a_bad_gpu_memory_is_a_clear_error(capsys: pytest.CaptureFixture[str], size: str) -> None:
+    rc = main(["fit", str(_moe()), f"--gpu-memory={size}"])
+    captured = capsys.readouterr()
+    assert rc == 2
+    assert captured.out == ""
+    assert (f"--gpu-memory: {size!r} is not a memory size; use MiB (98304) or GB (96G)"
+            in captured.err)
+    assert "Traceback" not in captured.err

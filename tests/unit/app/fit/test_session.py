@@ -319,7 +319,7 @@ def test_the_monitor_fills_in_the_gpus_unless_the_user_entered_their_own(moe30: 
     assert len(est.devices) == 2
 
     session.set_gpu_memory("lots")
-    assert "GPU memory must be MiB per GPU" in session.problem
+    assert "GPU memory: 'lots' is not a memory size" in session.problem
     assert session.estimate is None
 
 

@@ -5,11 +5,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gguf
 import pytest
 
 from app.cli.main import main
 from app.library.entries import ADAPTER_JSON_KEYS, JSON_KEYS
 from app.settings import SettingsStore
+from tests.realparts.gguf_factory import TinyModelSpec, write_tiny_model
 from tests.unit.app.library.builders import Shape, write_gguf, write_peft
 
 
@@ -62,6 +64,7 @@ def test_scan_table(models: Path, capsys: pytest.CaptureFixture[str]) -> None:
         "SOURCE",
         "ARCH",
         "PARAMS",
+        "EXPERTS",
         "QUANT",
         "CONTEXT",
         "SIZE",
@@ -171,3 +174,55 @@ def test_show_compat_needs_an_adapter(models: Path, capsys: pytest.CaptureFixtur
 
     assert code == 2
     assert "--compat needs an adapter, this is a model" in capsys.readouterr().err
+
+
+def _expected_params(path: Path) -> tuple[int, int, int]:
+    """(total, active, experts) from the file's own tensor shapes, read with the gguf
+    package: a token passes through every tensor but only `experts_used` of the experts'
+    slices of each `*_exps` tensor (their last dimension is the expert)."""
+    reader = gguf.GGUFReader(path)
+    total = sum(int(t.n_elements) for t in reader.tensors)
+    expert_tensors = [t for t in reader.tensors if "_exps." in t.name]
+    experts = {int(t.shape[-1]) for t in expert_tensors}
+    if not experts:
+        return total, total, 0
+    (count,) = experts
+    used = int(reader.fields["qwen3moe.expert_used_count"].contents())
+    in_experts = sum(int(t.n_elements) for t in expert_tensors)
+    return total, total - in_experts + in_experts * used // count, count
+
+
+def _column(lines: list[str], row_start: str, title: str) -> str:
+    """The text under `title` in the table row starting with `row_start`."""
+    header = lines[0]
+    start = header.index(title)
+    rest = header[start + len(title):]
+    end = len(header) - len(rest.lstrip()) if rest.strip() else None  # the next title
+    row = next(line for line in lines if line.startswith(row_start))
+    return row[start:end].strip()
+
+
+def test_scan_shows_experts_and_active_parameters_of_a_moe_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    moe = write_tiny_model(tmp_path / "models" / "moe.gguf",
+                           TinyModelSpec(arch="qwen3moe", experts=8, experts_used=2))
+    dense = write_tiny_model(tmp_path / "models" / "dense.gguf", TinyModelSpec(arch="qwen3"))
+    total, active, experts = _expected_params(moe)
+    dense_total, dense_active, dense_experts = _expected_params(dense)
+    assert (experts, dense_experts, dense_active) == (8, 0, dense_total)
+    assert active < total
+
+    assert main(["scan", str(tmp_path / "models")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert _column(lines, "tiny-qwen3moe", "EXPERTS") == "8 experts, 2 active"
+    assert _column(lines, "tiny-qwen3moe", "PARAMS") == (
+        f"{total / 1000:.1f}K total, {active / 1000:.1f}K active")
+    assert _column(lines, "tiny-qwen3-", "EXPERTS") == "—"
+    assert _column(lines, "tiny-qwen3-", "PARAMS") == f"{dense_total / 1000:.1f}K"
+
+    assert main(["scan", "--json", str(tmp_path / "models")]) == 0
+    entries = {Path(e["path"]).name: e for e in json.loads(capsys.readouterr().out)}
+    keys = ("experts", "experts_used", "params_total", "params_active")
+    assert [entries["moe.gguf"][k] for k in keys] == [8, 2, total, active]
+    assert [entries["dense.gguf"][k] for k in keys] == [None, None, dense_total, dense_total]
