@@ -159,7 +159,7 @@ class Settings:
     fit_gpu_memory_mib: str = field(
         default="",
         metadata=_doc(
-            "GPU memory the Fit page plans for, MiB per GPU, comma-separated (e.g. 98304); "
+            "GPU memory the Fit page plans for, per GPU, comma-separated (98304 MiB, 96G); "
             "empty: the GPUs the monitor sees."
         ),
     )
@@ -222,6 +222,14 @@ def setting_place(name: str) -> str:
     if place is None:
         raise ValueError(f"setting {name} is not shown in Settings")
     return settings_control(*place)
+
+
+def setting_limits(name: str) -> tuple[float, float]:
+    """The range a number setting must lie in (its control's range too)."""
+    limits = _field(name).metadata["limits"]
+    if limits is None:
+        raise ValueError(f"setting {name} has no limits")
+    return (float(limits[0]), float(limits[1]))
 
 
 def settings_control(group: str, label: str) -> str:

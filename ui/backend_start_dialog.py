@@ -33,14 +33,17 @@ from PySide6.QtWidgets import (
 
 from app.engines.plan import ENGINES, LaunchPlan, PlanError
 from app.roles.launch import ModelRoles
+from app.settings import setting_place
 
-EDITABLE = frozenset({"model", "name", "engine", "context", "gpus", "port"})
+EDITABLE = frozenset({"model", "name", "engine", "image", "context", "gpus", "port"})
 ROLE_READ_DELAY_MS = 300
 """Wait this long after the last keystroke in the model field before reading the roles."""
 
 ReadRoles = Callable[[str, Callable[[ModelRoles], None], Callable[[BaseException], None]],
                      None]
 """`RoleFeed.roles_for_model`: judge the roles for a model path, off the GUI thread."""
+ListImages = Callable[[str, Callable[[list[str]], None]], None]
+"""`BackendFeed.images_on`: the images a host's engine has, off the GUI thread."""
 
 
 def _more_settings(plan: LaunchPlan | None) -> str:
@@ -56,10 +59,16 @@ class BackendStartDialog(QDialog):
     """Collects a LaunchPlan and a host; `plan()` checks it (PlanError says why not)."""
 
     def __init__(self, hosts: list[str], plan: LaunchPlan | None = None,
-                 parent: QWidget | None = None, *, read_roles: ReadRoles | None = None
-                 ) -> None:
+                 parent: QWidget | None = None, *, read_roles: ReadRoles | None = None,
+                 images: dict[str, str] | None = None,
+                 process_hosts: frozenset[str] = frozenset(),
+                 list_images: ListImages | None = None) -> None:
         super().__init__(parent)
         self._read_roles = read_roles
+        self._images = dict(images or {})
+        """The image each engine gets unless the plan or the user says otherwise."""
+        self._process_hosts = process_hosts
+        self._list_images = list_images
         self.model_roles: ModelRoles | None = None
         """The roles judged for the model shown (None: not read yet)."""
         self._reading: str | None = None
@@ -79,19 +88,8 @@ class BackendStartDialog(QDialog):
         self.host_combo = QComboBox()
         self.host_combo.addItems(hosts)
         form.addRow("Host", self.host_combo)
-        self.context_spin = QSpinBox()
-        self.context_spin.setRange(0, 1 << 20)
-        self.context_spin.setSpecialValueText("engine default")
-        self.context_spin.setValue(plan.context or 0 if plan else 0)
-        form.addRow("Context", self.context_spin)
-        self.gpus_edit = QLineEdit(",".join(plan.gpus) if plan else "")
-        self.gpus_edit.setPlaceholderText("e.g. 0,1 — empty: CPU only")
-        form.addRow("GPUs", self.gpus_edit)
-        self.port_spin = QSpinBox()
-        self.port_spin.setRange(0, 65535)
-        self.port_spin.setSpecialValueText("a free one")
-        self.port_spin.setValue(plan.port or 0 if plan else 0)
-        form.addRow("Port", self.port_spin)
+        form.addRow("Image", self._image_box(plan))
+        self._numbers_rows(form, plan)
         roles_box = self._roles_box()
         if read_roles is not None:
             form.addRow("Roles", roles_box)
@@ -105,7 +103,78 @@ class BackendStartDialog(QDialog):
         form.addRow(self._buttons())
         self._base = plan
         self.model_edit.textChanged.connect(self._on_model_edit_text_changed)
+        self.engine_combo.currentTextChanged.connect(self._on_engine_combo_changed)
+        self.host_combo.currentTextChanged.connect(self._on_host_combo_changed)
+        self._on_host_combo_changed(self.host_combo.currentText())
         self._read_roles_now()
+
+    def _numbers_rows(self, form: QFormLayout, plan: LaunchPlan | None) -> None:
+        """Context, GPUs and port."""
+        self.context_spin = QSpinBox()
+        self.context_spin.setRange(0, 1 << 20)
+        self.context_spin.setSpecialValueText("engine default")
+        self.context_spin.setValue(plan.context or 0 if plan else 0)
+        form.addRow("Context", self.context_spin)
+        self.gpus_edit = QLineEdit(",".join(plan.gpus) if plan else "")
+        self.gpus_edit.setPlaceholderText("e.g. 0,1 — empty: CPU only")
+        form.addRow("GPUs", self.gpus_edit)
+        self.port_spin = QSpinBox()
+        self.port_spin.setRange(0, 65535)
+        self.port_spin.setSpecialValueText("a free one")
+        self.port_spin.setValue(plan.port or 0 if plan else 0)
+        form.addRow("Port", self.port_spin)
+
+    # ------------------------------------------------------------------ image
+    def _image_box(self, plan: LaunchPlan | None) -> QComboBox:
+        """The image the backend will run: the plan's, else the engine's from Settings;
+        editable, offering the images the chosen host has."""
+        self.image_combo = QComboBox()
+        self.image_combo.setEditable(True)
+        self.image_combo.setToolTip(
+            "The container image the backend runs; by default the engine's: "
+            f"{setting_place('llamacpp_image')}, {setting_place('vllm_image')}")
+        self._image_edited = bool(plan and plan.image)
+        self.image_combo.setCurrentText(plan.image if plan and plan.image
+                                        else self._engine_image())
+        self.image_combo.textActivated.connect(self._on_image_combo_activated)
+        line = self.image_combo.lineEdit()
+        assert line is not None  # an editable combo box has one
+        line.textEdited.connect(self._on_image_combo_activated)
+        return self.image_combo
+
+    def _engine_image(self) -> str:
+        return self._images.get(self.engine_combo.currentText(), "")
+
+    def _on_image_combo_activated(self, _text: str) -> None:
+        self._image_edited = True
+
+    def _on_engine_combo_changed(self, _engine: str) -> None:
+        if not self._image_edited:
+            self.image_combo.setCurrentText(self._engine_image())
+
+    def _on_host_combo_changed(self, host: str) -> None:
+        is_process = host in self._process_hosts
+        self.image_combo.setEnabled(not is_process)
+        self.image_combo.setToolTip("A local process runs llama-server itself: no image"
+                                    if is_process else self.image_combo.toolTip())
+        if not is_process and self._list_images is not None:
+            self._list_images(host, self._on_images_listed)
+
+    def _on_images_listed(self, tags: list[str]) -> None:
+        if not shiboken6.isValid(self):
+            return
+        current = self.image_combo.currentText()
+        self.image_combo.blockSignals(True)
+        self.image_combo.clear()
+        self.image_combo.addItems(sorted({current, *tags} - {""}))
+        self.image_combo.setCurrentText(current)
+        self.image_combo.blockSignals(False)
+
+    def image(self) -> str:
+        """The image the backend will run ("" on a process host)."""
+        if self.host() in self._process_hosts:
+            return ""
+        return self.image_combo.currentText().strip()
 
     def _model_row(self, model: str) -> QHBoxLayout:
         self.model_edit = QLineEdit(model)
@@ -245,6 +314,10 @@ class BackendStartDialog(QDialog):
         raw["gpus"] = gpus
         if self.port_spin.value():
             raw["port"] = self.port_spin.value()
+        image = self.image()
+        raw.pop("image", None)
+        if image and image != self._engine_image():  # the default follows Settings
+            raw["image"] = image
         plan = LaunchPlan.from_dict(raw)
         roles = self.model_roles
         if roles is None or roles.model_path != self._model_path():

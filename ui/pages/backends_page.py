@@ -225,8 +225,11 @@ class BackendsPage(QWidget):
     def open_start_dialog(self, plan: LaunchPlan | None = None) -> BackendStartDialog:
         """The Start dialog (window-modal), prefilled with `plan` (from Fit or Library),
         offering the roles whose adapters fit the model for preloading."""
-        dialog = BackendStartDialog(list(self.feed.service.hosts), plan, self,
-                                    read_roles=self.services.roles.roles_for_model)
+        service = self.feed.service
+        dialog = BackendStartDialog(
+            list(service.hosts), plan, self, read_roles=self.services.roles.roles_for_model,
+            images=dict(service.images), list_images=self.feed.images_on,
+            process_hosts=frozenset(n for n, h in service.hosts.items() if h.kind == "process"))
         dialog.accepted.connect(lambda: self._start(dialog.plan(), dialog.host(), force=False))
         self.start_dialog = dialog
         dialog.open()

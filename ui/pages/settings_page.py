@@ -4,7 +4,7 @@ from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QDesktopServices, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -23,9 +23,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.autostart import tray_command
-from app.settings import THEMES, Settings
+from app.settings import THEMES, Settings, setting_limits, shown_settings
 from ui.about_group import about_group
 from ui.services import Services
+from ui.settings_engines import EnginesGroup
+from ui.settings_hosts import HostsGroup
 
 
 class SettingsPage(QWidget):
@@ -44,12 +46,24 @@ class SettingsPage(QWidget):
         layout = QVBoxLayout(body)
         layout.addWidget(self._general_group())
         layout.addWidget(self._monitor_group())
+        self.engines_group = EnginesGroup(services)
+        layout.addWidget(self.engines_group)
+        self.hosts_group = HostsGroup(services)
+        layout.addWidget(self.hosts_group)
         layout.addWidget(self._folders_group())
         layout.addWidget(self._secrets_group())
         layout.addWidget(self._logs_group())
         layout.addWidget(about_group())
         layout.addStretch(1)
         self._settings.changed.connect(self._on_settings_changed)
+        self._shown_once = False
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """The images the local engine has are asked for when the page is first seen."""
+        super().showEvent(event)
+        if not self._shown_once:
+            self._shown_once = True
+            self.engines_group.refresh_images()
 
     # ------------------------------------------------------------------ groups
     def _general_group(self) -> QGroupBox:
@@ -73,7 +87,7 @@ class SettingsPage(QWidget):
         self.theme_box.currentIndexChanged.connect(self._on_theme_box_changed)
         form.addRow("Colours", self.theme_box)
         self.interval_box = QDoubleSpinBox()
-        self.interval_box.setRange(0.1, 60.0)
+        self.interval_box.setRange(*setting_limits("sampling_interval_s"))
         self.interval_box.setSingleStep(0.5)
         self.interval_box.setSuffix(" s")
         self.interval_box.setValue(self._settings.get("sampling_interval_s"))
@@ -117,15 +131,16 @@ class SettingsPage(QWidget):
             self.monitor_boxes[name] = box
             form.addRow(box)
         spins = (
-            ("alert_gpu_temp_margin_c", "GPU within", " °C of slowdown", 0.0, 40.0, 1.0),
-            ("alert_vram_pct", "VRAM above", " %", 10.0, 100.0, 1.0),
-            ("alert_host_ram_pct", "Host RAM above", " %", 10.0, 100.0, 1.0),
-            ("alert_swap_growth_mib", "Swap grows by", " MiB in 5 min", 16.0, 65536.0, 64.0),
-            ("alert_cooldown_s", "Repeat an alert after", " s", 0.0, 86400.0, 60.0),
+            ("alert_gpu_temp_margin_c", " °C of slowdown", 1.0),
+            ("alert_vram_pct", " %", 1.0),
+            ("alert_host_ram_pct", " %", 1.0),
+            ("alert_swap_growth_mib", " MiB in 5 min", 64.0),
+            ("alert_cooldown_s", " s", 60.0),
         )
-        for name, label, suffix, low, high, step in spins:
+        for name, suffix, step in spins:
+            label = shown_settings()[name][1]
             spin = QDoubleSpinBox()
-            spin.setRange(low, high)
+            spin.setRange(*setting_limits(name))
             spin.setSingleStep(step)
             spin.setDecimals(0 if step >= 1 else 1)
             spin.setSuffix(suffix)
