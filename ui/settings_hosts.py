@@ -135,8 +135,10 @@ class HostsGroup(QGroupBox):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(
-            3, QHeaderView.ResizeMode.Stretch)
+        header = self.table.horizontalHeader()
+        for column in range(len(COLUMNS) - 1):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
         self.table.setMinimumHeight(120)
         self.table.itemSelectionChanged.connect(self._on_table_selection_changed)
         layout.addWidget(self.table)
@@ -179,7 +181,6 @@ class HostsGroup(QGroupBox):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, host.name)
                 self.table.setItem(row, column, item)
-        self.table.resizeColumnsToContents()
         self.table.blockSignals(False)
         names = [h.name for h in self.hosts()]
         self.table.selectRow(names.index(keep) if keep in names else 0)

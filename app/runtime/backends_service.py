@@ -168,7 +168,7 @@ class BackendsService:
                 runtime.host = host  # same engine: keep the connection
             else:
                 if runtime is not None:
-                    runtime.close()
+                    runtime.retire()
                 self.runtimes[host.name] = DockerRuntime(host)
                 self.host_errors.pop(host.name, None)
             self.hosts[host.name] = host
@@ -193,7 +193,7 @@ class BackendsService:
             self._hosts_store.remove(name)
         with self._lock:
             self.hosts.pop(name)
-            self.runtimes.pop(name).close()
+            self.runtimes.pop(name).retire()
             self.host_errors.pop(name, None)
             for key in [k for k in self.backends if k[0] == name]:
                 self.backends.pop(key)
@@ -212,7 +212,9 @@ class BackendsService:
         host and name."""
         foreign: list[Foreign] = []
         seen: set[tuple[str, str]] = set()
-        for name, runtime in self.runtimes.items():
+        with self._lock:  # hosts may be added or removed meanwhile (the Settings page)
+            runtimes = list(self.runtimes.items())
+        for name, runtime in runtimes:
             if host is not None and name != host:
                 continue
             try:

@@ -120,6 +120,7 @@ class DockerRuntime:
     def __init__(self, host: Host) -> None:
         self.host = host
         self._client: docker.DockerClient | None = None
+        self._retired = False
 
     def client(self) -> docker.DockerClient:
         """A connected client, made on first use.
@@ -129,6 +130,8 @@ class DockerRuntime:
         """
         import docker
 
+        if self._retired:
+            raise HostUnreachableError(f"host {self.host.name} was removed")
         if self._client is None:
             try:
                 check_url(self.host.url, plain_tcp=not self.host.is_remote)
@@ -179,6 +182,12 @@ class DockerRuntime:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+    def retire(self) -> None:
+        """Close for good: the host was removed, and a call still in flight on another
+        thread must not connect again (an ssh:// connection would outlive it)."""
+        self._retired = True
+        self.close()
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """fn(...) with transport failures turned into HostUnreachableError."""
@@ -253,18 +262,29 @@ class DockerRuntime:
         return int(status.get("StatusCode", -1)), bytes(output).decode(errors="replace")
 
     def observe(self) -> tuple[list[Observed], list[Foreign]]:
-        """Rigdeck's containers (by label) and the others on this engine."""
-        containers = self._call("list", self.client().containers.list, all=True)
+        """Rigdeck's containers (by label) and the others on this engine.
+
+        The engine's list is read once (no inspect per container): a container removed
+        meanwhile — a doctor's probe, someone's `docker rm` — is not an error.
+        """
+        import docker.errors
+
+        summaries = self._call("list", self.client().api.containers, all=True)
         mine: list[Observed] = []
         foreign: list[Foreign] = []
-        for container in containers:
-            labels = container.labels or {}
+        for summary in summaries:
+            labels = summary.get("Labels") or {}
+            name = str((summary.get("Names") or ["?"])[0]).lstrip("/")
             if labels.get(MANAGED) == "1":
-                mine.append(self._observed(container.attrs, labels))
-            else:
-                foreign.append(Foreign(self.host.name, container.name,
-                                       ",".join(container.image.tags) if container.image
-                                       else "", container.status))
+                try:
+                    attrs = self._call("inspect", self.client().api.inspect_container,
+                                       summary["Id"])
+                except docker.errors.NotFound:
+                    continue
+                mine.append(self._observed(attrs, attrs["Config"].get("Labels") or {}))
+            elif labels.get(f"{LABEL}.probe") != "1":
+                foreign.append(Foreign(self.host.name, name, str(summary.get("Image", "")),
+                                       str(summary.get("State", ""))))
         return mine, foreign
 
     def inspect(self, ref: str) -> Observed:

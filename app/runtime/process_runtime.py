@@ -112,6 +112,10 @@ class ProcessRuntime:
             # those another runtime stopped since: reaped, not held
             _LEFT_RUNNING[:] = [child for child in _LEFT_RUNNING if child.poll() is None]
 
+    def retire(self) -> None:
+        """As `close`: the processes host is never removed, but a runtime may be replaced."""
+        self.close()
+
     def _pidfile(self, name: str) -> Path:
         return self.run_dir / f"{name}.json"
 
