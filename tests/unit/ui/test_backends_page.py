@@ -7,18 +7,19 @@ plan" opening the dialog prefilled."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import psutil
 import pytest
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtCore import QPoint
+from PySide6.QtWidgets import QMessageBox, QScrollArea
 from pytestqt.qtbot import QtBot
 
 from app.engines.compose import read_compose
 from app.engines.plan import LaunchPlan
 from app.fit.plan import FitPlan
 from app.paths import AppPaths
-from app.runtime.backend import BackendState
+from app.runtime.backend import Backend, BackendState
 from tests.integration.backends_support import chat
 from tests.realparts.docker_engine import DockerEngine
 from tests.realparts.leak_guard import LeakGuard
@@ -226,3 +227,70 @@ def test_start_with_this_plan_on_fit_opens_the_dialog_prefilled(
                                        flash_attn=True, gpus=("0", "1"), experts=4,
                                        n_cpu_moe=6)
     dialog.reject()
+
+
+def _shown_backends(qtbot: QtBot, services: Services, page: BackendsPage,
+                    backends: list[Backend]) -> None:
+    """The page showing `backends` as a refresh of the feed would deliver them."""
+    qtbot.waitUntil(lambda: services.tasks.pending == 0, timeout=WAIT_MS)  # first refresh
+    services.backends.backends = backends
+    services.backends.updated.emit(backends)
+    qtbot.waitUntil(lambda: len(page.cards) == len(backends), timeout=WAIT_MS)
+
+
+def _listed(name: str, host: str, gpus: tuple[str, ...] = (), model: str = "") -> Backend:
+    return Backend(name=name, host=host, engine="llamacpp",
+                   model=model or f"/models/{name}.gguf", port=8080,
+                   endpoint_host="127.0.0.1", ref="1234", gpus=gpus, state=BackendState.READY)
+
+
+@pytest.mark.usefixtures("no_keyring")
+def test_cards_wrap_inside_a_narrow_window_and_long_names_elide(
+        qtbot: QtBot, make_services: MakeServices) -> None:
+    services = make_services()
+    page = _page(qtbot, services)
+    area = page.findChild(QScrollArea)
+    assert area is not None
+    viewport = area.viewport()
+    page.resize(560, 700)
+    qtbot.waitUntil(lambda: viewport.width() < 560, timeout=WAIT_MS)
+    long_model = "/models/" + "Qwen3-30B-A3B-Instruct-2507-UD-Q4_K_XL-" * 3 + ".gguf"
+    backends = [_listed("qwen3-30b", "local", ("0",), long_model),
+                *(_listed(f"small-{n}", "local", ("0",)) for n in range(3))]
+    _shown_backends(qtbot, services, page, backends)
+    qtbot.waitUntil(lambda: all(c.isVisible() for c in page.cards), timeout=WAIT_MS)
+    # one lane, four cards: on four rows here, not one row running off the right edge
+    assert len({c.mapTo(viewport, QPoint(0, 0)).y() for c in page.cards}) == 4
+    assert area.horizontalScrollBar().maximum() == 0  # nothing to scroll to sideways
+    for card in page.cards:
+        left = card.mapTo(viewport, QPoint(0, 0)).x()
+        assert left >= 0
+        assert left + card.width() <= viewport.width(), card.backend.name
+    long_card = page.cards[0]
+    assert long_card.model_label.shown_text().endswith(".gguf")
+    assert "…" in long_card.model_label.shown_text()  # elided, the whole in its tooltip
+    assert long_card.model_label.toolTip() == f"llamacpp · {PurePath(long_model).name}"
+    page.grab().save("/tmp/ui-edges-1.png")
+
+
+@pytest.mark.usefixtures("no_keyring")
+def test_a_process_backend_speaks_of_its_process_a_docker_one_of_its_container(
+        qtbot: QtBot, make_services: MakeServices) -> None:
+    services = make_services()
+    page = _page(qtbot, services)
+    _shown_backends(qtbot, services, page,
+                    [_listed("dock", "local"), _listed("proc", "processes")])
+    dock, proc = _card(page, "dock"), _card(page, "proc")
+    assert dock is not None
+    assert proc is not None
+    assert proc in page.panels["processes"].cards
+    proc_texts = [proc.keep_action.text(), proc.logs_button.toolTip(),
+                  proc.stop_button.toolTip()]
+    assert not [t for t in proc_texts if "container" in t]
+    assert proc.keep_action.text() == "Stop the process and keep its log"
+    assert proc.logs_button.toolTip() == "Show the process's log below"
+    assert dock.keep_action.text() == "Stop and keep the container (its log stays)"
+    assert dock.stop_button.toolTip() == "Stop the container and remove it"
+    proc.backend.set_state(BackendState.STOPPED)
+    proc.update_view()
+    assert proc.stop_button.toolTip() == "Forget the stopped process and delete its log"
