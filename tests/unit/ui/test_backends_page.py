@@ -11,7 +11,7 @@ from pathlib import Path, PurePath
 
 import psutil
 import pytest
-from PySide6.QtCore import QPoint
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QMessageBox, QScrollArea
 from pytestqt.qtbot import QtBot
 
@@ -27,6 +27,7 @@ from ui.backend_card import BackendCard
 from ui.main_window import MainWindow
 from ui.notifier import Level
 from ui.pages.backends_page import BackendsPage
+from ui.pages.chat_page import ChatPage
 from ui.pages.fit_page import ChosenPlan, FitPage
 from ui.services import Services
 
@@ -294,3 +295,55 @@ def test_a_process_backend_speaks_of_its_process_a_docker_one_of_its_container(
     proc.backend.set_state(BackendState.STOPPED)
     proc.update_view()
     assert proc.stop_button.toolTip() == "Forget the stopped process and delete its log"
+
+
+def test_stop_asks_first_while_the_chat_streams_a_reply_from_that_backend(
+        qtbot: QtBot, *, make_services: MakeServices, llama_server_binary: Path,
+        tiny_qwen3_gguf: Path, leak_guard: LeakGuard) -> None:
+    services = make_services(f'llama_server_path = "{llama_server_binary}"\n')
+    services.backends.start()
+    page = _page(qtbot, services)
+    plan = LaunchPlan(model=str(tiny_qwen3_gguf), name="talk", context=16384,
+                      port=leak_guard.free_port(), labels=leak_guard.labels,
+                      extra_args=("--ignore-eos", "-n", "16000"))  # a long reply
+    dialog = page.open_start_dialog(plan)
+    dialog.host_combo.setCurrentText("processes")
+    dialog.accept_button.click()
+    card = _wait_state(qtbot, page, "talk", BackendState.READY)
+    assert not services.chat.streaming_from(card.backend)
+
+    chat = ChatPage(services)
+    qtbot.add_widget(chat)
+    chat.show()
+    try:
+        chat.set_endpoint("talk")
+        qtbot.waitUntil(lambda: chat.status_label.text() == "Ready", timeout=WAIT_MS)
+        chat.send("Tell me a long story")
+        qtbot.waitUntil(lambda: bool(chat.message_list.widgets[-1].answer.markdown),
+                        timeout=WAIT_MS)
+        card.stop_button.click()
+        question = page.question
+        assert question is not None
+        assert question.isVisible()
+        assert question.windowModality() == Qt.WindowModality.WindowModal
+        assert question.text() == "A chat reply is streaming from talk. Stop it anyway?"
+        question.button(QMessageBox.StandardButton.No).click()
+        assert chat.controller.running  # No: the reply goes on, the backend runs
+        for _ in range(2):
+            with qtbot.waitSignal(services.backends.updated, timeout=WAIT_MS):
+                pass
+        card = _wait_state(qtbot, page, "talk", BackendState.READY)
+
+        with qtbot.waitSignal(chat.controller.finished, timeout=WAIT_MS):
+            card.keep_action.trigger()  # the menu's Stop asks too; Yes stops it
+            question = page.question
+            assert question is not None
+            assert question.isVisible()
+            question.button(QMessageBox.StandardButton.Yes).click()
+        _wait_state(qtbot, page, "talk", BackendState.STOPPED)
+        assert not services.chat.streaming_from(card.backend)
+    finally:
+        chat.stop()
+    card = _wait_state(qtbot, page, "talk", BackendState.STOPPED)
+    card.stop_button.click()  # Remove: nothing streams, nothing asked
+    qtbot.waitUntil(lambda: _card(page, "talk") is None, timeout=WAIT_MS)
