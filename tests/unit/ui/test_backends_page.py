@@ -271,7 +271,6 @@ def test_cards_wrap_inside_a_narrow_window_and_long_names_elide(
     assert long_card.model_label.shown_text().endswith(".gguf")
     assert "…" in long_card.model_label.shown_text()  # elided, the whole in its tooltip
     assert long_card.model_label.toolTip() == f"llamacpp · {PurePath(long_model).name}"
-    page.grab().save("/tmp/ui-edges-1.png")
 
 
 @pytest.mark.usefixtures("no_keyring")

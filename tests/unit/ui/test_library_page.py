@@ -392,7 +392,6 @@ def test_empty_state_with_no_folders_adds_the_folder_the_user_picks(
         assert not page.content.isVisible()
         assert page.empty_state.action_button is not None
         assert page.empty_state.action_button.text() == "Add a model folder…"
-        page.grab().save("/tmp/ui-edges-5.png")
         choose_folder_when_asked(qtbot, folder)  # the folder picker, answered as a user would
         page.empty_state.action_button.click()
         assert services.settings.get("model_folders") == [str(folder)]
