@@ -29,7 +29,9 @@ STATE_COLOURS = {
 
 
 CARD_MIN_WIDTH = 240
-"""Narrow enough for two lanes' cards side by side in a small window; long names elide."""
+"""Narrow enough for a card beside its lane's title in a small window; long names elide."""
+CARD_WIDEST_HINT = 420
+"""The widest a card asks to be: a long model name elides rather than fill a whole row."""
 
 WHAT_RUNS = {"docker": "container", "process": "process"}
 """What a backend is on each kind of host, as the card's menu and tooltips name it."""
@@ -50,7 +52,8 @@ class ElidedLabel(QWidget):
             font = self.font()
             font.setBold(True)
             self.setFont(font)
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        # the whole text's width is asked for, but it may shrink to a few characters
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         self.setText(text)
 
     def text(self) -> str:
@@ -143,6 +146,19 @@ class BackendCard(QFrame):
         self.stop_button.clicked.connect(lambda: self.stop_requested.emit(self.backend))
         self.restart_button.clicked.connect(lambda: self.restart_requested.emit(self.backend))
         self.update_view()
+
+    def sizeHint(self) -> QSize:
+        """Wide enough for the details on one line and the whole model name, up to
+        CARD_WIDEST_HINT; the layout may give it less (down to CARD_MIN_WIDTH)."""
+        hint = super().sizeHint()
+        layout = self.layout()
+        margins = layout.contentsMargins() if layout is not None else self.contentsMargins()
+        metrics = self.details_label.fontMetrics()
+        one_line = (metrics.horizontalAdvance(self.details_label.text())
+                    + 2 * metrics.averageCharWidth()  # the wrapping's own rounding
+                    + margins.left() + margins.right() + 2 * self.frameWidth())
+        width = min(max(hint.width(), one_line, CARD_MIN_WIDTH), CARD_WIDEST_HINT)
+        return QSize(width, hint.height())
 
     def update_view(self) -> None:
         backend = self.backend
