@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from app.runtime.backend import Backend
@@ -13,7 +14,8 @@ from app.runtime.doctor import Check, CheckStatus, HostReport
 from app.runtime.host_gpus import HostGpu
 from app.runtime.hosts import Host
 from app.runtime.observed import Foreign
-from ui.backend_card import BackendCard
+from ui.backend_card import BackendCard, ElidedLabel
+from ui.flow_layout import FlowLayout
 
 CPU_LANE = "CPU"
 CHECK_MARKS = {CheckStatus.OK: ("✓", "#1e7d32"), CheckStatus.WARN: ("!", "#8a6d00"),
@@ -84,10 +86,16 @@ class HostPanel(QGroupBox):
 
     def __init__(self, host: Host, backends: list[Backend], *, error: str | None,
                  report: HostReport | None, foreign: list[Foreign]) -> None:
-        super().__init__(f"{host.name}  —  {host.url}")
+        super().__init__(host.name)
         self.setObjectName(f"host-{host.name}")
         self.cards: list[BackendCard] = []
+        self._host_kind = host.kind
         layout = QVBoxLayout(self)
+        # the address under the name, not in the title: a long ssh:// URL in a group box's
+        # title would keep the panel (and its cards) from fitting a narrow window
+        self.url_label = ElidedLabel(host.url)
+        self.url_label.setEnabled(False)  # the muted colour
+        layout.addWidget(self.url_label)
         self.doctor_label = QLabel(doctor_text(report) if report else "Checking this host…")
         self.doctor_label.setWordWrap(True)
         self.doctor_label.setObjectName("doctor")
@@ -113,18 +121,22 @@ class HostPanel(QGroupBox):
         layout.addWidget(self.foreign_label)
 
     def _lane(self, title: str, backends: list[Backend]) -> QWidget:
+        """The lane's title, then its cards in rows that wrap at the panel's width."""
         row = QFrame()
         row.setObjectName("lane")
         layout = QHBoxLayout(row)
         label = QLabel(title)
         label.setFixedWidth(130)
         label.setWordWrap(True)
-        layout.addWidget(label)
+        layout.addWidget(label, 0, Qt.AlignmentFlag.AlignTop)
+        cards = QWidget()
+        cards.setObjectName("laneCards")
+        flow = FlowLayout(cards)
         for backend in backends:
-            card = BackendCard(backend)
+            card = BackendCard(backend, self._host_kind)
             self.cards.append(card)
-            layout.addWidget(card)
+            flow.addWidget(card)
         if not backends:
-            layout.addWidget(QLabel("free"))
-        layout.addStretch(1)
+            flow.addWidget(QLabel("free"))
+        layout.addWidget(cards, 1)
         return row

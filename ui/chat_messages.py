@@ -126,6 +126,13 @@ class MessageWidget(QFrame):
         self.stats_label.setVisible(True)
 
 
+def _drop(widget: QWidget) -> None:
+    """Hide at once, delete later: a deleted-later widget would still be painted (its old
+    text beside the new) until the event loop gets round to deleting it."""
+    widget.hide()
+    widget.deleteLater()
+
+
 class MessageListWidget(QScrollArea):
     """The conversation, top to bottom; follows the end while the user has not scrolled up."""
 
@@ -144,7 +151,7 @@ class MessageListWidget(QScrollArea):
 
     def set_messages(self, messages: list[Message]) -> None:
         for widget in self.widgets:
-            widget.deleteLater()
+            _drop(widget)
         self.widgets = []
         for message in messages:
             self.append(message)
@@ -152,15 +159,19 @@ class MessageListWidget(QScrollArea):
         QTimer.singleShot(0, self._scroll_to_end)
 
     def sync(self, messages: list[Message]) -> None:
-        """Show `messages`, keeping the widgets of those already shown (same id, in order):
-        sending in a long conversation adds one widget instead of rebuilding them all."""
+        """Show `messages`, keeping the widgets of those already shown (same id and text,
+        in order): sending in a long conversation adds one widget instead of rebuilding them
+        all. The text counts too: an edited message stored after its old self was deleted
+        may get the old one's id back (SQLite reuses the highest rowid)."""
         keep = 0
         for widget, message in zip(self.widgets, messages, strict=False):
-            if widget.message.id != message.id:
+            shown = widget.message
+            if (shown.id, shown.role, shown.content) != (message.id, message.role,
+                                                         message.content):
                 break
             keep += 1
         for widget in self.widgets[keep:]:
-            widget.deleteLater()
+            _drop(widget)
         del self.widgets[keep:]
         for message in messages[keep:]:
             self.append(message)

@@ -11,7 +11,7 @@ import logging
 from typing import cast
 
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette
+from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette, QValidator
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -36,6 +36,34 @@ BATCH_SIZES = (128, 256, 512, 1024, 2048, 4096, 8192)
 UBATCH_SIZES = (32, 64, 128, 256, 512, 1024, 2048, 4096)
 
 
+class CappedSpinBox(QSpinBox):
+    """A spin box that takes a number over its maximum and turns it into the maximum,
+    emitting `capped(typed)`, so the page can say why. A plain QSpinBox drops the keystroke
+    that goes over: 200000 typed into a box whose maximum is 131072 read 20000."""
+
+    capped = Signal(int)
+
+    def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:
+        state, text, pos = super().validate(text, pos)
+        if state == QValidator.State.Invalid and self._over_maximum(text) is not None:
+            state = QValidator.State.Intermediate  # fixed up on Enter or leaving the box
+        return state, text, pos
+
+    def fixup(self, text: str) -> str:
+        typed = self._over_maximum(text)
+        if typed is None:
+            return str(super().fixup(text))
+        self.capped.emit(typed)
+        return str(self.maximum())
+
+    def _over_maximum(self, text: str) -> int | None:
+        digits = text.removeprefix(self.prefix()).removesuffix(self.suffix()).strip()
+        digits = digits.replace(",", "").replace(" ", "")
+        if digits.isdigit() and int(digits) > self.maximum():
+            return int(digits)
+        return None
+
+
 class SliderSpinWidget(QWidget):
     """A slider with a spin box beside it (drag, or type an exact value); one `valueChanged`."""
 
@@ -56,7 +84,7 @@ class SliderSpinWidget(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setVerticalSpacing(0)
         self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.spin = QSpinBox()
+        self.spin = CappedSpinBox()
         self.spin.setKeyboardTracking(False)
         self.spin.setMinimumWidth(86)
         self.spin.setAlignment(Qt.AlignmentFlag.AlignRight)
@@ -177,6 +205,7 @@ class PlanControlsPanel(QWidget):
         self.context_max_label = self._small_label_under(self.context)
         self.context_hint = QLabel()
         self._add("context", "Context (tokens)", self.context, self.context_hint)
+        self.context_cap_label = self._note_row()
         self.parallel = SliderSpinWidget(1, 32, 1)
         self._add("parallel", "Parallel slots", self.parallel)
         self.cache_k = self._combo(KV_CACHE_TYPES, "f16")
@@ -223,6 +252,8 @@ class PlanControlsPanel(QWidget):
         self._add("utilization", "GPU memory utilisation", self.utilization)
 
     def _connect(self) -> None:
+        self.context.spin.capped.connect(self._on_context_spin_capped)
+        self.context.valueChanged.connect(self._on_context_value_changed)
         for w in (self.context, self.parallel, self.experts, self.n_cpu_moe, self.margin):
             w.valueChanged.connect(self._on_control_changed)
         self.gpu_layers.valueChanged.connect(self._on_gpu_layers_value_changed)
@@ -243,6 +274,15 @@ class PlanControlsPanel(QWidget):
         label.setFont(small)
         label.setStyleSheet("color: #15803d;")
         cast(QGridLayout, row.layout()).addWidget(label, 1, 1)
+        return label
+
+    def _note_row(self) -> QLabel:
+        """A row of its own under the last one, for why a value was changed (hidden)."""
+        label = QLabel()
+        label.setWordWrap(True)
+        label.setStyleSheet("color: #b45309;")
+        label.hide()
+        self._grid.addWidget(label, self._grid.rowCount(), 1, 1, 2)
         return label
 
     @staticmethod
@@ -290,6 +330,7 @@ class PlanControlsPanel(QWidget):
                 self.n_cpu_moe.setRange(0, info.n_layer)
         for w in widgets:
             w.blockSignals(False)
+        self.context_cap_label.hide()  # a new range: an older cap's reason no longer holds
         self._update_hints()
         for key in ("kv_type", "flash_attn", "batch", "gpu_layers"):
             self._show_row(key, llama)
@@ -375,6 +416,27 @@ class PlanControlsPanel(QWidget):
     # ------------------------------------------------------------------ slots
     def _on_control_changed(self) -> None:
         self.changed.emit()
+
+    def _on_context_spin_capped(self, typed: int) -> None:
+        """More than the range was typed: the box holds the maximum; say why beside it."""
+        self.context_cap_label.setText(f"{typed:,} capped at {self.context.spin.maximum():,}: "
+                                       f"{self._context_cap_reason()}")
+        self.context_cap_label.show()
+
+    def _context_cap_reason(self) -> str:
+        info = self.info
+        hi = self.context.spin.maximum()
+        if info is None:
+            return "the most Fit plans before a model is chosen; pick one to plan longer"
+        trained = info.n_ctx_train
+        if trained and hi == 4 * trained:
+            return f"4 times the model's trained context ({trained:,}), the most Fit plans"
+        return (f"the most Fit plans for this model (trained on {trained:,})" if trained
+                else "the most Fit plans for a model that names no trained context")
+
+    def _on_context_value_changed(self, value: int) -> None:
+        if value < self.context.spin.maximum():
+            self.context_cap_label.hide()
 
     def _on_experts_value_changed(self, value: int) -> None:
         self._update_hints()

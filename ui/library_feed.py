@@ -127,6 +127,19 @@ class LibraryFeed(QObject):
         self.scanning_changed.emit(False)
         self.library.start_watching(self._interval_s)
 
+    def add_folder(self, folder: str) -> None:
+        """Search `folder` too (once): the `model_folders` setting grows, and following it
+        rescans. The Library's "Add a model folder…" comes here.
+
+        Raises:
+            RuntimeError: this feed follows no settings (a test's library of its own).
+        """
+        if self._settings is None:
+            raise RuntimeError("this library feed follows no settings to add a folder to")
+        folders: list[str] = list(self._settings.get("model_folders"))
+        if folder not in folders:
+            self._settings.set("model_folders", [*folders, folder])
+
     def _on_settings_changed(self, name: str, value: object) -> None:
         if name != "model_folders" or not isinstance(value, list):
             return

@@ -13,6 +13,7 @@ GUI runs them on its task runner, the CLI directly.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,6 +58,9 @@ class ChatService:
         self.memory = ThinkingMemory(paths.data / "thinking_switch.json")
         self.backends = backends
         self._support: dict[str, ThinkingSupport] = {}
+        self._streams: dict[ReplyRun, tuple[str, str]] = {}
+        """Runs begun for a backend Rigdeck runs, with its (host, name), until they end."""
+        self._streams_lock = threading.Lock()
 
     def close(self) -> None:
         self.history.close()
@@ -185,9 +189,21 @@ class ChatService:
 
         support = self.support(target)
         request = build_request(self.history.messages(conversation_id), settings, support)
-        return ReplyRun(client or self.client(self.current(target)), self.history,
-                        conversation_id, request, settings, endpoint=target.name,
-                        support=support, memory=self.memory)
+        run = ReplyRun(client or self.client(self.current(target)), self.history,
+                       conversation_id, request, settings, endpoint=target.name,
+                       support=support, memory=self.memory)
+        if target.kind == "backend" and target.backend is not None:
+            with self._streams_lock:
+                self._streams[run] = target.backend.key
+        return run
+
+    def streaming_from(self, backend: Backend) -> bool:
+        """Whether a reply is streaming from `backend` now (any thread): stopping it
+        would cut that reply off, so the GUI asks first."""
+        with self._streams_lock:
+            for run in [r for r in self._streams if r.ended]:
+                del self._streams[run]
+            return backend.key in self._streams.values()
 
     def last_user_message(self, conversation_id: int) -> Message | None:
         """What Edit puts back into the box."""

@@ -116,6 +116,8 @@ class ReplyRun:
             conversation_id, endpoint=endpoint, model=settings.model,
             preset=settings.preset.name if settings.preset else None,
             role_name=settings.stored_role_name, thinking=settings.thinking_mode())
+        self.ended = False
+        """True once the stream is over (run returned or raised, or the run closed)."""
 
     @property
     def message_id(self) -> int:
@@ -126,14 +128,18 @@ class ReplyRun:
 
     def close(self) -> None:
         """Close the run's client (its connections) once the reply has ended."""
+        self.ended = True
         self.client.close()
 
     def run(self, on_piece: Callable[[Piece], None] | None = None) -> TurnResult:
         """Stream to the end (or to Stop, or to an error); every piece is stored on arrival."""
-        for piece in self.stream:
-            self.writer.append(piece)
-            if on_piece is not None:
-                on_piece(piece)
+        try:
+            for piece in self.stream:
+                self.writer.append(piece)
+                if on_piece is not None:
+                    on_piece(piece)
+        finally:
+            self.ended = True
         reply = self.stream.reply
         state = "stopped" if reply.stopped else ("error" if reply.error else "done")
         ignored = (self.support.switch is ThinkSwitch.TEMPLATE

@@ -135,7 +135,7 @@ def role_rows(dialog: BackendStartDialog) -> dict[str, QListWidgetItem]:
 
 def card_of(page: BackendsPage, name: str) -> BackendCard | None:
     return next((card for card in page.findChildren(BackendCard)
-                 if card.name_label.text() == f"<b>{name}</b>"), None)
+                 if card.name_label.text() == name), None)
 
 
 # ---------------------------------------------------------------- the journey

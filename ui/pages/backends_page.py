@@ -210,10 +210,21 @@ class BackendsPage(QWidget):
         self.services.notifier.error("Reading the log", error)
 
     def _on_card_stop_requested(self, backend: Backend) -> None:
-        self.feed.stop_backend(backend)
+        self._stop(backend, keep=False)
 
     def _on_card_stop_kept_requested(self, backend: Backend) -> None:
-        self.feed.stop_backend(backend, keep=True)
+        self._stop(backend, keep=True)
+
+    def _stop(self, backend: Backend, *, keep: bool) -> None:
+        """Stop `backend`; while the Chat page streams a reply from it, only after a Yes."""
+        def stop() -> None:
+            self.feed.stop_backend(backend, keep=keep)
+
+        if backend.state.is_live and self.services.chat.streaming_from(backend):
+            self._ask(f"Stop {backend.name}?", f"A chat reply is streaming from "
+                      f"{backend.name}. Stop it anyway?", stop)
+            return
+        stop()
 
     def _on_card_restart_requested(self, backend: Backend) -> None:
         self.feed.relaunch_backend(backend)

@@ -134,6 +134,13 @@ class FitPage(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(12, 8, 12, 8)
         outer.addLayout(self._build_picker())
+        # what is wrong with the GPU memory typed, under the field (the estimate waits)
+        self.gpu_problem_label = QLabel()
+        self.gpu_problem_label.setWordWrap(True)
+        self.gpu_problem_label.setAlignment(Qt.AlignmentFlag.AlignRight)
+        self.gpu_problem_label.setStyleSheet("color: #b91c1c;")
+        self.gpu_problem_label.hide()
+        outer.addWidget(self.gpu_problem_label)
         self.model_label = QLabel()
         self.model_label.setWordWrap(True)
         self.model_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -317,6 +324,10 @@ class FitPage(QWidget):
     def _on_session_capacities_changed(self, caps: Capacities) -> None:
         if self.gpu_edit.text() != caps.gpu_memory_text:
             self.gpu_edit.setText(caps.gpu_memory_text)
+        self.gpu_problem_label.setText(caps.problem)
+        self.gpu_problem_label.setVisible(bool(caps.problem))
+        self.gpu_edit.setStyleSheet("QLineEdit { border: 1px solid #b91c1c; }"
+                                    if caps.problem else "")
         if caps.seen:
             self.gpu_hint_label.setText(
                 "GPUs seen by the monitor: "

@@ -17,6 +17,7 @@ from PySide6.QtCore import QItemSelection, QModelIndex, Qt, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -53,10 +54,8 @@ class LibraryPage(EmptyPage):
     It is an `EmptyPage` whose empty state gives way to the tables once anything is found.
     """
 
-    def __init__(
-        self, services: Services, feed: LibraryFeed, open_settings: Callable[[], None]
-    ) -> None:
-        super().__init__(library_empty_state(open_settings))
+    def __init__(self, services: Services, feed: LibraryFeed) -> None:
+        super().__init__(library_empty_state(self._on_add_folder_clicked))
         self._services = services
         self.feed = feed
         self._picked_first = False
@@ -290,6 +289,12 @@ class LibraryPage(EmptyPage):
         if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
             self._services.notifier.warning(f"Could not open {folder} in a file manager.")
 
+    def _on_add_folder_clicked(self) -> None:
+        """The empty state's "Add a model folder…": a folder picker, then the setting."""
+        folder = QFileDialog.getExistingDirectory(self, "Add a model folder", str(Path.home()))
+        if folder:
+            self.feed.add_folder(folder)
+
     def _page(self, name: str) -> QWidget | None:
         """Another page of the main window (the window holds them by name)."""
         pages = getattr(self.window(), "pages", None)
@@ -302,9 +307,9 @@ class LibraryPage(EmptyPage):
             show_page(name)
 
 
-def library_page(services: Services, open_settings: Callable[[], None]) -> QWidget:
+def library_page(services: Services, _open_settings: Callable[[], None]) -> QWidget:
     """The registry's factory: shows the app's library and starts its first scan."""
-    page = LibraryPage(services, services.library, open_settings)
+    page = LibraryPage(services, services.library)
     services.library.start()
     return page
 

@@ -20,16 +20,17 @@ class EmptyPage(QWidget):
         QVBoxLayout(self).addWidget(empty_state)
 
 
-def library_empty_state(open_settings: Callable[[], None]) -> EmptyStateWidget:
-    """What the Library page shows while the library has no entries."""
+def library_empty_state(add_folder: Callable[[], None]) -> EmptyStateWidget:
+    """What the Library page shows while the library has no entries; its button calls
+    `add_folder` (which asks for the folder)."""
     return EmptyStateWidget(
         standard_icon(SP.SP_DirIcon),
         "No models yet",
         "Every model and LoRA adapter on this machine will be listed here with what "
         "matters: architecture, parameters, experts, trained context, quantisation and size.",
-        "Add a folder of GGUF or Hugging Face models in Settings. The Hugging Face cache, "
-        "Ollama and LM Studio folders are found by themselves.",
-        ("Add a model folder…", open_settings),
+        "Add a folder of GGUF or Hugging Face models (Settings lists the folders). The "
+        "Hugging Face cache, Ollama and LM Studio folders are found by themselves.",
+        ("Add a model folder…", add_folder),
     )
 
 

@@ -7,18 +7,19 @@ plan" opening the dialog prefilled."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import psutil
 import pytest
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QMessageBox, QScrollArea
 from pytestqt.qtbot import QtBot
 
 from app.engines.compose import read_compose
 from app.engines.plan import LaunchPlan
 from app.fit.plan import FitPlan
 from app.paths import AppPaths
-from app.runtime.backend import BackendState
+from app.runtime.backend import Backend, BackendState
 from tests.integration.backends_support import chat
 from tests.realparts.docker_engine import DockerEngine
 from tests.realparts.leak_guard import LeakGuard
@@ -26,6 +27,7 @@ from ui.backend_card import BackendCard
 from ui.main_window import MainWindow
 from ui.notifier import Level
 from ui.pages.backends_page import BackendsPage
+from ui.pages.chat_page import ChatPage
 from ui.pages.fit_page import ChosenPlan, FitPage
 from ui.services import Services
 
@@ -226,3 +228,121 @@ def test_start_with_this_plan_on_fit_opens_the_dialog_prefilled(
                                        flash_attn=True, gpus=("0", "1"), experts=4,
                                        n_cpu_moe=6)
     dialog.reject()
+
+
+def _shown_backends(qtbot: QtBot, services: Services, page: BackendsPage,
+                    backends: list[Backend]) -> None:
+    """The page showing `backends` as a refresh of the feed would deliver them."""
+    qtbot.waitUntil(lambda: services.tasks.pending == 0, timeout=WAIT_MS)  # first refresh
+    services.backends.backends = backends
+    services.backends.updated.emit(backends)
+    qtbot.waitUntil(lambda: len(page.cards) == len(backends), timeout=WAIT_MS)
+
+
+def _listed(name: str, host: str, gpus: tuple[str, ...] = (), model: str = "") -> Backend:
+    return Backend(name=name, host=host, engine="llamacpp",
+                   model=model or f"/models/{name}.gguf", port=8080,
+                   endpoint_host="127.0.0.1", ref="1234", gpus=gpus, state=BackendState.READY)
+
+
+@pytest.mark.usefixtures("no_keyring")
+def test_cards_wrap_inside_a_narrow_window_and_long_names_elide(
+        qtbot: QtBot, make_services: MakeServices) -> None:
+    services = make_services()
+    page = _page(qtbot, services)
+    area = page.findChild(QScrollArea)
+    assert area is not None
+    viewport = area.viewport()
+    page.resize(560, 700)
+    qtbot.waitUntil(lambda: viewport.width() < 560, timeout=WAIT_MS)
+    long_model = "/models/" + "Qwen3-30B-A3B-Instruct-2507-UD-Q4_K_XL-" * 3 + ".gguf"
+    backends = [_listed("qwen3-30b", "local", ("0",), long_model),
+                *(_listed(f"small-{n}", "local", ("0",)) for n in range(3))]
+    _shown_backends(qtbot, services, page, backends)
+    qtbot.waitUntil(lambda: all(c.isVisible() for c in page.cards), timeout=WAIT_MS)
+    # one lane, four cards: on four rows here, not one row running off the right edge
+    assert len({c.mapTo(viewport, QPoint(0, 0)).y() for c in page.cards}) == 4
+    assert area.horizontalScrollBar().maximum() == 0  # nothing to scroll to sideways
+    for card in page.cards:
+        left = card.mapTo(viewport, QPoint(0, 0)).x()
+        assert left >= 0
+        assert left + card.width() <= viewport.width(), card.backend.name
+    long_card = page.cards[0]
+    assert long_card.model_label.shown_text().endswith(".gguf")
+    assert "…" in long_card.model_label.shown_text()  # elided, the whole in its tooltip
+    assert long_card.model_label.toolTip() == f"llamacpp · {PurePath(long_model).name}"
+
+
+@pytest.mark.usefixtures("no_keyring")
+def test_a_process_backend_speaks_of_its_process_a_docker_one_of_its_container(
+        qtbot: QtBot, make_services: MakeServices) -> None:
+    services = make_services()
+    page = _page(qtbot, services)
+    _shown_backends(qtbot, services, page,
+                    [_listed("dock", "local"), _listed("proc", "processes")])
+    dock, proc = _card(page, "dock"), _card(page, "proc")
+    assert dock is not None
+    assert proc is not None
+    assert proc in page.panels["processes"].cards
+    proc_texts = [proc.keep_action.text(), proc.logs_button.toolTip(),
+                  proc.stop_button.toolTip()]
+    assert not [t for t in proc_texts if "container" in t]
+    assert proc.keep_action.text() == "Stop the process and keep its log"
+    assert proc.logs_button.toolTip() == "Show the process's log below"
+    assert dock.keep_action.text() == "Stop and keep the container (its log stays)"
+    assert dock.stop_button.toolTip() == "Stop the container and remove it"
+    proc.backend.set_state(BackendState.STOPPED)
+    proc.update_view()
+    assert proc.stop_button.toolTip() == "Forget the stopped process and delete its log"
+
+
+def test_stop_asks_first_while_the_chat_streams_a_reply_from_that_backend(
+        qtbot: QtBot, *, make_services: MakeServices, llama_server_binary: Path,
+        tiny_qwen3_gguf: Path, leak_guard: LeakGuard) -> None:
+    services = make_services(f'llama_server_path = "{llama_server_binary}"\n')
+    services.backends.start()
+    page = _page(qtbot, services)
+    plan = LaunchPlan(model=str(tiny_qwen3_gguf), name="talk", context=16384,
+                      port=leak_guard.free_port(), labels=leak_guard.labels,
+                      extra_args=("--ignore-eos", "-n", "16000"))  # a long reply
+    dialog = page.open_start_dialog(plan)
+    dialog.host_combo.setCurrentText("processes")
+    dialog.accept_button.click()
+    card = _wait_state(qtbot, page, "talk", BackendState.READY)
+    assert not services.chat.streaming_from(card.backend)
+
+    chat = ChatPage(services)
+    qtbot.add_widget(chat)
+    chat.show()
+    try:
+        chat.set_endpoint("talk")
+        qtbot.waitUntil(lambda: chat.status_label.text() == "Ready", timeout=WAIT_MS)
+        chat.send("Tell me a long story")
+        qtbot.waitUntil(lambda: bool(chat.message_list.widgets[-1].answer.markdown),
+                        timeout=WAIT_MS)
+        card.stop_button.click()
+        question = page.question
+        assert question is not None
+        assert question.isVisible()
+        assert question.windowModality() == Qt.WindowModality.WindowModal
+        assert question.text() == "A chat reply is streaming from talk. Stop it anyway?"
+        question.button(QMessageBox.StandardButton.No).click()
+        assert chat.controller.running  # No: the reply goes on, the backend runs
+        for _ in range(2):
+            with qtbot.waitSignal(services.backends.updated, timeout=WAIT_MS):
+                pass
+        card = _wait_state(qtbot, page, "talk", BackendState.READY)
+
+        with qtbot.waitSignal(chat.controller.finished, timeout=WAIT_MS):
+            card.keep_action.trigger()  # the menu's Stop asks too; Yes stops it
+            question = page.question
+            assert question is not None
+            assert question.isVisible()
+            question.button(QMessageBox.StandardButton.Yes).click()
+        _wait_state(qtbot, page, "talk", BackendState.STOPPED)
+        assert not services.chat.streaming_from(card.backend)
+    finally:
+        chat.stop()
+    card = _wait_state(qtbot, page, "talk", BackendState.STOPPED)
+    card.stop_button.click()  # Remove: nothing streams, nothing asked
+    qtbot.waitUntil(lambda: _card(page, "talk") is None, timeout=WAIT_MS)

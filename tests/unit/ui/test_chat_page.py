@@ -13,6 +13,7 @@ import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from app.chat.history import HistoryStore
@@ -210,6 +211,13 @@ def test_stop_regenerate_and_edit(qtbot: QtBot, page: ChatPage, server_url: str)
     page.input.setPlainText("Second question")
     with qtbot.wait_signal(page.controller.finished, timeout=60_000):
         QTest.keyClick(page.input, Qt.Key.Key_Return)
+        # the edited text shows at once, before any of the reply (the new message may
+        # reuse the old one's id: the view must not keep the old text for it)
+        shown = [(w.message.role, w.answer.markdown) for w in page.message_list.widgets]
+        assert shown == [("user", "Second question"), ("assistant", "")]
+        QApplication.processEvents()  # one turn of the event loop: what is painted now
+        assert [w.answer.markdown for w in page.message_list.findChildren(MessageWidget)
+                if w.isVisible() and w.message.role == "user"] == ["Second question"]
         qtbot.waitUntil(lambda: bool(reply_widget(page).answer.markdown), timeout=30_000)
         page.stop()
     messages = page.chat.history.messages(page.conversation_id or 0)

@@ -14,6 +14,7 @@ from pytestqt.qtbot import QtBot
 
 from app.fit.calibration import CalibrationKey, CalibrationStore
 from app.fit.llamacpp_estimate import estimate_llamacpp
+from app.fit.model_info import model_info
 from app.fit.plan import FitPlan
 from app.fit.planner import plan_fit
 from app.library.gguf import read_gguf_header
@@ -325,3 +326,57 @@ def test_a_page_built_again_shows_the_session_as_it_was_left(
     again.controls.context.setValue(16384)  # the session no longer talks to the old page
     qtbot.waitUntil(lambda: again.current_plan().ctx == 16384 and again.estimate is not None)
     _planned(qtbot, again)
+
+
+def _type_context(page: FitPage, text: str) -> None:
+    spin = page.controls.context.spin
+    spin.setFocus()
+    spin.selectAll()
+    QTest.keyClicks(spin, text)
+    QTest.keyClick(spin, Qt.Key.Key_Return)
+
+
+def test_the_context_box_keeps_what_is_typed_or_says_why_it_capped_it(
+    qtbot: QtBot, services: Services, moe30: Path
+) -> None:
+    page = _open(qtbot, services, moe30)
+    trained = model_info(read_gguf_header(moe30)).n_ctx_train
+    cap = page.controls.context.spin.maximum()
+    assert cap == 4 * trained  # the most Fit plans for this model
+    _type_context(page, "150000")
+    assert page.controls.context.spin.text() == "150000"  # kept as typed
+    assert page.current_plan().ctx == 150000
+    assert not page.controls.context_cap_label.isVisible()
+
+    _type_context(page, "200000")
+    assert page.controls.context.spin.text() == f"{cap}"
+    assert page.current_plan().ctx == cap
+    label = page.controls.context_cap_label
+    assert label.isVisible()
+    assert label.text() == (f"200,000 capped at {cap:,}: 4 times the model's trained context "
+                            f"({trained:,}), the most Fit plans")
+    _type_context(page, "8192")  # back within the range: the reason goes
+    assert page.current_plan().ctx == 8192
+    assert not label.isVisible()
+    _planned(qtbot, page)
+
+
+def test_gpu_memory_the_page_cannot_read_is_said_beside_the_field(
+    qtbot: QtBot, services: Services
+) -> None:
+    page = FitPage(services)
+    qtbot.add_widget(page)
+    page.resize(1200, 820)
+    page.show()
+    page.gpu_edit.setFocus()
+    page.gpu_edit.clear()
+    QTest.keyClicks(page.gpu_edit, "ninety-six")
+    QTest.keyClick(page.gpu_edit, Qt.Key.Key_Return)
+    assert page.gpu_problem_label.isVisible()  # no model yet: said all the same
+    assert page.gpu_problem_label.text() == page.session.capacities.problem
+    assert "ninety-six" in page.gpu_problem_label.text()
+    page.gpu_edit.clear()
+    QTest.keyClicks(page.gpu_edit, "98304")
+    QTest.keyClick(page.gpu_edit, Qt.Key.Key_Return)
+    assert not page.gpu_problem_label.isVisible()
+    assert page.session.capacities.gpu_mib == (98304.0,)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication, QTableView
 from pytestqt.qtbot import QtBot
 
 from app.library.library import Library
+from tests.journeys.conftest import choose_folder_when_asked
 from tests.unit.app.library.builders import (
     HfModel,
     Shape,
@@ -74,7 +75,7 @@ def feed(services: Services, folder: Path, tmp_path: Path) -> Iterator[LibraryFe
 
 
 def _page(qtbot: QtBot, services: Services, feed: LibraryFeed) -> LibraryPage:
-    page = LibraryPage(services, feed, lambda: None)
+    page = LibraryPage(services, feed)
     qtbot.add_widget(page)
     page.resize(1200, 760)
     page.show()
@@ -375,12 +376,11 @@ def test_scanning_is_shown_then_the_counts(
     assert not page.busy_bar.isVisible()
 
 
-def test_empty_state_with_no_folders(
-    qtbot: QtBot, services: Services, tmp_path: Path
+def test_empty_state_with_no_folders_adds_the_folder_the_user_picks(
+    qtbot: QtBot, services: Services, folder: Path, tmp_path: Path
 ) -> None:
     feed = _feed(services, [], tmp_path)
-    opened: list[bool] = []
-    page = LibraryPage(services, feed, lambda: opened.append(True))
+    page = LibraryPage(services, feed)
     qtbot.add_widget(page)
     page.show()
     try:
@@ -392,8 +392,12 @@ def test_empty_state_with_no_folders(
         assert not page.content.isVisible()
         assert page.empty_state.action_button is not None
         assert page.empty_state.action_button.text() == "Add a model folder…"
+        choose_folder_when_asked(qtbot, folder)  # the folder picker, answered as a user would
         page.empty_state.action_button.click()
-        assert opened == [True]
+        assert services.settings.get("model_folders") == [str(folder)]
+        qtbot.waitUntil(lambda: _column(page.models_view, "Name") == MODEL_NAMES,
+                        timeout=WAIT_MS)  # its models are listed: the empty state gave way
+        assert not page.empty_state.isVisible()
     finally:
         feed.close()
 

@@ -1,10 +1,13 @@
 """The main window: every page opens, state is remembered, notices reach the user."""
 
+from pathlib import Path
+
 import pytest
 from pytestqt.qtbot import QtBot
 
 from app.paths import AppPaths
 from app.settings import SettingsStore
+from tests.journeys.conftest import choose_folder_when_asked
 from ui.application import RigdeckApp
 from ui.main_window import MainWindow
 from ui.pages.empty_state import EmptyStateWidget
@@ -82,13 +85,18 @@ def test_last_page_and_geometry_are_remembered(
         reloaded.shutdown()
 
 
-def test_library_empty_state_button_opens_settings(qtbot: QtBot, services: Services) -> None:
+def test_library_empty_state_button_adds_the_folder_picked(
+        qtbot: QtBot, services: Services, tmp_path: Path) -> None:
     window = _window(qtbot, services)
     page = window.pages["library"]
     assert isinstance(page, EmptyPage)
     assert page.empty_state.action_button is not None
+    models = tmp_path / "models"
+    models.mkdir()
+    choose_folder_when_asked(qtbot, models)
     page.empty_state.action_button.click()
-    assert window.current_page == "settings"
+    assert services.settings.get("model_folders") == [str(models)]
+    assert window.current_page == "library"
 
 
 def test_a_corrupt_settings_file_shows_a_banner_and_the_window_opens(
