@@ -77,7 +77,7 @@ class Settings:
     close_to_tray: bool = field(
         default=True,
         metadata=_doc("Closing the window keeps Rigdeck in the tray (where a tray exists).",
-                      place=("General", "Keep running in the tray when the window is closed")),
+                      place=("General", "Keep running in the tray")),
     )
     start_in_tray_at_login: bool = field(
         default=False,

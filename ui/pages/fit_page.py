@@ -193,14 +193,14 @@ class FitPage(QWidget):
         pick.addSpacing(12)
         pick.addWidget(QLabel("GPU memory"))
         self.gpu_edit = QLineEdit()
-        self.gpu_edit.setPlaceholderText("MiB per GPU, e.g. 98304")
+        self.gpu_edit.setPlaceholderText("per GPU, e.g. 96G")
         self.gpu_edit.setToolTip(
-            "MiB per GPU, comma-separated for several (e.g. 24576,24576); empty: CPU only"
+            "Memory per GPU: 96G, 96 GB or 98304 (MiB); comma-separated for several "
+            "(24G,24G); empty: CPU only"
         )
         self.gpu_edit.setMaximumWidth(150)
         self.gpu_edit.editingFinished.connect(self._on_gpu_edit_editing_finished)
         pick.addWidget(self.gpu_edit)
-        pick.addWidget(QLabel("MiB"))
         return pick
 
     def _build_controls(self) -> QWidget:

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.settings import setting_place
 from app.telemetry.snapshot import Snapshot
 from ui.monitor_feed import MonitorFeed
 from ui.services import Services
@@ -179,7 +180,7 @@ class MonitorPage(QWidget):
         if latest is None:
             off = not self._settings.get("monitor_enabled")
             self._show_status(
-                "Sampling is off (Settings → Monitor and alerts)."
+                f"Sampling is off ({setting_place('monitor_enabled')})."
                 if off
                 else "Waiting for the first reading…"
             )

@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 from PySide6.QtWidgets import QStyle, QVBoxLayout, QWidget
 
+from app.settings import setting_place
 from ui.icons import standard_icon
 from ui.pages.empty_state import EmptyStateWidget
 from ui.services import Services
@@ -28,8 +29,9 @@ def library_empty_state(add_folder: Callable[[], None]) -> EmptyStateWidget:
         "No models yet",
         "Every model and LoRA adapter on this machine will be listed here with what "
         "matters: architecture, parameters, experts, trained context, quantisation and size.",
-        "Add a folder of GGUF or Hugging Face models (Settings lists the folders). The "
-        "Hugging Face cache, Ollama and LM Studio folders are found by themselves.",
+        "Add a folder of GGUF or Hugging Face models (the folders are listed in "
+        f"{setting_place('model_folders')}). The Hugging Face cache, Ollama and LM Studio "
+        "folders are found by themselves.",
         ("Add a model folder…", add_folder),
     )
 

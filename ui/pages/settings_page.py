@@ -163,6 +163,7 @@ class SettingsPage(QWidget):
         layout.addWidget(hint)
         self.folders_list = QListWidget()
         self.folders_list.addItems(self._settings.get("model_folders"))
+        self.folders_list.setToolTip(Settings.description("model_folders"))
         self.folders_list.setMinimumHeight(90)
         self.folders_list.setMaximumHeight(160)
         layout.addWidget(self.folders_list)
@@ -248,10 +249,8 @@ class SettingsPage(QWidget):
             self.add_folder(folder)
 
     def add_folder(self, folder: str) -> None:
-        """Add `folder` to the searched folders (once)."""
-        folders: list[str] = list(self._settings.get("model_folders"))
-        if folder not in folders:
-            self._settings.set("model_folders", [*folders, folder])
+        """Add `folder` to the searched folders (once); the library rescans."""
+        self._services.library.add_folder(folder)
 
     def _on_remove_folder_clicked(self) -> None:
         selected = {item.text() for item in self.folders_list.selectedItems()}

@@ -6,6 +6,7 @@ import argparse
 
 from app.errors import UserError
 from app.runtime.setup import build_service
+from app.settings import setting_place
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -15,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--host", default=None)
     parser.add_argument("--keep", action="store_true", help="keep the stopped container")
     parser.add_argument("--timeout", type=float, default=None,
-                        help="seconds before a backend is killed (default: Settings)")
+                        help="seconds before a backend is killed (default: "
+                             f"{setting_place('backend_stop_timeout_s')})")
     parser.set_defaults(handler=run)
 
 

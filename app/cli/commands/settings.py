@@ -16,7 +16,7 @@ from app.settings import Settings, SettingsStore, shown_settings
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "settings", help="show or change a setting",
-        description="Show or change Rigdeck's settings (the Settings page's, in "
+        description="Show or change Rigdeck's settings (the window's, kept in "
                     "settings.toml). `set` checks the value first: a wrong one is refused "
                     "with the reason and the file stays as it was.")
     actions = parser.add_subparsers(dest="action", metavar="ACTION")

@@ -20,11 +20,13 @@ from app.roles.store import RoleStore
 from app.runtime.backends_service import WillNotFitError
 from app.runtime.hosts import LOCAL
 from app.runtime.setup import build_service
+from app.settings import setting_place
 
 _FLAGS: tuple[tuple[str, str, type, str], ...] = (
     ("--engine", "engine", str, "llamacpp or vllm"),
     ("--name", "name", str, "backend name (default: from the model file)"),
-    ("--image", "image", str, "container image (default: Settings, per engine)"),
+    ("--image", "image", str, "container image (default: the engine's, "
+     f"{setting_place('llamacpp_image')} or {setting_place('vllm_image')})"),
     ("--ctx", "context", int, "context length"),
     ("--parallel", "parallel", int, "parallel slots / sequences"),
     ("--batch", "batch", int, "batch size"),

@@ -158,7 +158,8 @@ def test_a_lost_gpu_is_marked_and_the_other_keeps_drawing(qtbot: QtBot, services
 def test_sampling_switched_off_is_said(qtbot: QtBot, services: Services) -> None:
     services.settings.set("monitor_enabled", False)
     page = _page(qtbot, services)
-    assert page.status_label.text() == "Sampling is off (Settings → Monitor and alerts)."
+    assert page.status_label.text() == (
+        "Sampling is off (Settings → Monitor and alerts → Sample GPUs and host while Rigdeck runs).")
     service = services.monitor.service
     services.monitor.start()
     assert [service.running] == [False]  # the setting wins
