@@ -159,7 +159,8 @@ def test_sampling_switched_off_is_said(qtbot: QtBot, services: Services) -> None
     services.settings.set("monitor_enabled", False)
     page = _page(qtbot, services)
     assert page.status_label.text() == (
-        "Sampling is off (Settings → Monitor and alerts → Sample GPUs and host while Rigdeck runs).")
+        "Sampling is off (Settings → Monitor and alerts → Sample GPUs and host while "
+        "Rigdeck runs).")
     service = services.monitor.service
     services.monitor.start()
     assert [service.running] == [False]  # the setting wins
