@@ -128,6 +128,9 @@ class LaunchPlan:
             raise PlanError(f"cannot read plan file {path}: {exc.strerror or exc}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise PlanError(f"plan file {path} is not valid TOML: {exc}") from exc
+        except UnicodeDecodeError:
+            raise PlanError(f"{path} is not a plan file (a plan is TOML text); for a model "
+                            "file or folder, use --model PATH") from None
         table = raw.get("plan", raw)
         if not isinstance(table, dict):
             raise PlanError(f"plan file {path}: [plan] must be a table")

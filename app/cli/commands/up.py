@@ -22,6 +22,9 @@ from app.runtime.hosts import LOCAL
 from app.runtime.setup import build_service
 from app.settings import setting_place
 
+MODEL_SUFFIXES = (".gguf", ".safetensors")
+"""A positional path with one of these is a model, not a plan file."""
+
 _FLAGS: tuple[tuple[str, str, type, str], ...] = (
     ("--engine", "engine", str, "llamacpp or vllm"),
     ("--name", "name", str, "backend name (default: from the model file)"),
@@ -78,6 +81,9 @@ def plan_from_args(args: argparse.Namespace) -> LaunchPlan:
     if args.plan is not None and args.model and args.plan.suffix != ".toml":
         # `up --model M -- --flag`: argparse hands the first engine argument to `plan`.
         args.extra, args.plan = [str(args.plan), *args.extra], None
+    if args.plan is not None and not args.model and (args.plan.is_dir()
+                                                     or args.plan.suffix in MODEL_SUFFIXES):
+        args.model, args.plan = str(args.plan), None  # `up model.gguf`: what was meant
     if args.plan is not None:
         raw = LaunchPlan.from_toml(args.plan).to_dict()
     elif not args.model:

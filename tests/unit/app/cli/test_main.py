@@ -97,6 +97,18 @@ def test_up_refuses_a_corrupt_model_with_the_librarys_reason(
     assert done.returncode == 2
     assert f"{junk} cannot be served: not a GGUF file" in done.stderr
     assert "Traceback" not in done.stderr
+    given_bare = _rigdeck("up", str(junk), "--host", "processes")  # no --model: meant as one
+    assert given_bare.returncode == 2
+    assert f"{junk} cannot be served: not a GGUF file" in given_bare.stderr
+
+
+def test_up_with_a_binary_file_as_plan_says_it_is_no_plan(tmp_path: Path) -> None:
+    binary = tmp_path / "plan.bin"
+    binary.write_bytes(bytes(range(200, 256)) * 4)
+    done = _rigdeck("up", str(binary))
+    assert done.returncode == 2
+    assert f"{binary} is not a plan file (a plan is TOML text)" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_down_with_the_engine_unreachable_says_so(
