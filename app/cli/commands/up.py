@@ -71,6 +71,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
+def _sort_positional(args: argparse.Namespace) -> None:
+    """What the positional path is: a plan file, a model, or an engine argument."""
+    if args.plan is not None and args.model and args.plan.suffix != ".toml":
+        # `up --model M -- --flag`: argparse hands the first engine argument to `plan`.
+        args.extra, args.plan = [str(args.plan), *args.extra], None
+    if args.plan is not None and not args.model and (args.plan.is_dir()
+                                                     or args.plan.suffix in MODEL_SUFFIXES):
+        args.model, args.plan = str(args.plan), None  # `up model.gguf`: what was meant
+
+
 def plan_from_args(args: argparse.Namespace) -> LaunchPlan:
     """The plan of a file and/or flags (flags override the file).
 
@@ -78,12 +88,7 @@ def plan_from_args(args: argparse.Namespace) -> LaunchPlan:
         PlanError: neither a file nor --model, or bad values.
     """
     raw: dict[str, Any] = {}
-    if args.plan is not None and args.model and args.plan.suffix != ".toml":
-        # `up --model M -- --flag`: argparse hands the first engine argument to `plan`.
-        args.extra, args.plan = [str(args.plan), *args.extra], None
-    if args.plan is not None and not args.model and (args.plan.is_dir()
-                                                     or args.plan.suffix in MODEL_SUFFIXES):
-        args.model, args.plan = str(args.plan), None  # `up model.gguf`: what was meant
+    _sort_positional(args)
     if args.plan is not None:
         raw = LaunchPlan.from_toml(args.plan).to_dict()
     elif not args.model:
