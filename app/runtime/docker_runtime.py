@@ -15,17 +15,19 @@ import http.client
 import logging
 import os
 import re
+import ssl
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 from app.engines.recipes import image_setting
 from app.engines.spec import LaunchSpec
 from app.errors import UserError
 from app.runtime.backend import LABEL
 from app.runtime.failure import explain_start_error
-from app.runtime.hosts import NO_BRIDGE, Host, check_url, host_network_fix
+from app.runtime.hosts import NO_BRIDGE, PLAIN_TCP_PORT, Host, check_url, host_network_fix
 from app.runtime.observed import Foreign, Observed
 from app.settings import setting_place, settings_control
 
@@ -59,11 +61,17 @@ def short_reason(exc: BaseException) -> str:
     """Why a connection failed, in the system's words ("Connection refused"), not the
     transport's retry story ("HTTPSConnectionPool(host=…): Max retries exceeded…")."""
     chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
+    waiting: list[BaseException] = [exc]
+    while waiting:  # the causes, and the exceptions urllib3 keeps as `reason` or argument
+        error = waiting.pop(0)
+        if error in chain:
+            continue
+        chain.append(error)
+        waiting += [e for e in (error.__cause__, error.__context__, getattr(error, "reason", None),
+                                *error.args) if isinstance(e, BaseException)]
     for error in reversed(chain):  # the root cause first
+        if isinstance(error, ssl.SSLError):
+            return f"TLS failed: {getattr(error, 'verify_message', '') or error.reason or error}"
         if isinstance(error, OSError) and error.strerror:
             return str(error.strerror)
     text = str(exc)
@@ -156,11 +164,19 @@ class DockerRuntime:
                 self._client = docker.DockerClient(
                     base_url=self.host.url, timeout=CLIENT_TIMEOUT_S, version=API_VERSION,
                     use_ssh_client=self.host.url.startswith("ssh://"),
-                    tls=_tls_config(self.host) if self.host.url.startswith("tcp://")
-                    and not self.host.url.endswith(":2375") else False)
+                    tls=_tls_config(self.host) if self._uses_tls() else False)
             except transport_errors() as exc:
                 raise HostUnreachableError(self._unreachable(exc)) from exc
+            if self._uses_tls():
+                # requests lets REQUESTS_CA_BUNDLE (set system-wide on many machines) win
+                # over the session's own CA (psf/requests#3829): the engine's CA would be
+                # ignored and its certificate refused.
+                self._client.api.trust_env = False
         return self._client
+
+    def _uses_tls(self) -> bool:
+        url = urlparse(self.host.url)
+        return url.scheme == "tcp" and url.port != PLAIN_TCP_PORT
 
     def _unreachable(self, exc: BaseException) -> str:
         """One line: where, why in a few words, and what to check."""

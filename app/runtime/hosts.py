@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 LOCAL = "local"
 PROCESSES = "processes"
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+PLAIN_TCP_PORT = 2375
+"""Docker's port without TLS."""
 NAME_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 NO_BRIDGE = ("the engine has no bridge network (dockerd --bridge=none), so a backend's port "
              "cannot be published")
@@ -73,15 +75,13 @@ class Host:
 def check_url(url: str, *, plain_tcp: bool = False) -> str:
     """The URL if Docker can reach an engine through it.
 
-    `plain_tcp`: allow tcp:// without TLS (port 2375) — only for DOCKER_HOST, which the
-    user set for every Docker client already.
+    Every tcp:// engine is spoken to with TLS except on Docker's plain port, 2375, allowed
+    only with `plain_tcp` — for DOCKER_HOST, which the user set for every Docker client.
 
     Raises:
         UserError: an unsupported scheme, or a tcp:// URL without TLS.
     """
     parsed = urlparse(url)
-    if plain_tcp and parsed.scheme == "tcp" and parsed.port in (2375, 2376):
-        return url
     if parsed.scheme in {"unix", "npipe"}:
         return url
     if parsed.scheme == "ssh":
@@ -89,9 +89,13 @@ def check_url(url: str, *, plain_tcp: bool = False) -> str:
             raise UserError(f"{url}: an ssh URL needs a host, e.g. ssh://user@server")
         return url
     if parsed.scheme == "tcp":
-        if not parsed.hostname:
-            raise UserError(f"{url}: a tcp URL needs a host, e.g. tcp://server:2376")
-        if parsed.port != 2376:
+        try:
+            port = parsed.port
+        except ValueError:
+            raise UserError(f"{url}: the port is not a number") from None
+        if not parsed.hostname or port is None:
+            raise UserError(f"{url}: a tcp URL needs a host and a port, e.g. tcp://server:2376")
+        if port == PLAIN_TCP_PORT and not plain_tcp:
             raise UserError(f"{url}: use TLS (port 2376, with ca.pem, cert.pem and key.pem from "
                             "--cert-path or DOCKER_CERT_PATH); "
                             "an engine on plain tcp lets anyone on the network run as root")

@@ -22,6 +22,7 @@ from tests.realparts.docker_engine import DockerEngine
 from tests.realparts.fixtures import TinyGgufFactory
 from tests.realparts.leak_guard import LeakGuard
 from tests.realparts.remote_host import RemoteHost
+from tests.realparts.tls_engine import tls_engine
 
 
 @pytest.fixture
@@ -118,3 +119,24 @@ def test_an_engine_without_a_bridge_is_refused_at_once_without_host_networking(
             == []
     finally:
         service.close()
+
+
+@pytest.mark.integration
+def test_a_host_over_tcp_with_tls_is_added_tested_and_refused_without_its_certificates(
+        env: dict[str, str], docker_engine: DockerEngine, tmp_path: Path) -> None:
+    with tls_engine(docker_engine.base_url, tmp_path / "tls") as engine:
+        added = rigdeck(env, "hosts", "add", "tls-box", engine.url, "--host-network",
+                        "--cert-path", str(engine.client_certs))
+        assert "[ok  ] Docker engine: Docker" in added.stdout, added.stdout + added.stderr
+        assert "GPUs: none" in added.stdout
+
+        strange = rigdeck(env, "hosts", "add", "tls-stranger", engine.url,
+                          "--cert-path", str(engine.stranger_certs))
+        line = next(x for x in strange.stdout.splitlines() if "Docker engine" in x)
+        assert f"cannot reach the Docker engine at {engine.url} (host tls-stranger)" in line
+        assert "HTTPSConnectionPool" not in strange.stdout
+
+        bare = rigdeck(env, "hosts", "add", "tls-bare", engine.url,
+                       "--cert-path", str(tmp_path / "empty"))
+        assert "TLS needs ca.pem, cert.pem and key.pem in" in bare.stdout
+    assert rigdeck(env, "hosts", "remove", "tls-box").returncode == 0
