@@ -4,12 +4,13 @@ import logging
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QApplication, QSystemTrayIcon
+from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
 from app.paths import AppPaths
 from app.runtime.backend import Backend
 from ui.main_window import MainWindow
 from ui.monitor_tray import TrayMonitor
+from ui.questions import stop_asking_first
 from ui.role_feed import tray_role_entries
 from ui.services import Services
 from ui.theme import apply_theme
@@ -27,6 +28,8 @@ class RigdeckApp:
         apply_theme(qapp, self.services.settings.get("theme"))
         self.window = MainWindow(self.services)
         self.tray: TrayIcon | None = None
+        self.stop_question: QMessageBox | None = None
+        """The tray's "Stop NAME?" while a chat reply streams from it (for tests)."""
         if QSystemTrayIcon.isSystemTrayAvailable():
             self.tray = TrayIcon()
             self.tray.open_requested.connect(self.show_window)
@@ -90,10 +93,15 @@ class RigdeckApp:
     def _on_backends_updated(self, backends: list[Backend]) -> None:
         if self.tray is None:
             return
-        feed = self.services.backends
         self.tray.set_backends([
-            (f"Stop {b.name} ({b.host}, {b.state})", lambda _=False, b=b: feed.stop_backend(b))
+            (f"Stop {b.name} ({b.host}, {b.state})", lambda _=False, b=b: self.stop_backend(b))
             for b in backends if b.state.is_live and b.managed])
+
+    def stop_backend(self, backend: Backend) -> None:
+        """The tray's Stop: as the Backends page's, it asks first while a chat reply streams
+        from that backend (a question of its own: the window may be hidden)."""
+        self.stop_question = stop_asking_first(
+            self.services, backend, None if self.window.isHidden() else self.window)
 
     def _on_backends_died(self, backend: Backend) -> None:
         """The "backend died" alert (notification, tray; cool-down and switch in the

@@ -32,6 +32,7 @@ from ui.backend_feed import BackendFeed
 from ui.backend_host_panel import HostPanel
 from ui.backend_start_dialog import BackendStartDialog
 from ui.pages.fit_page import ChosenPlan
+from ui.questions import ask, stop_asking_first
 from ui.services import Services
 
 
@@ -217,14 +218,7 @@ class BackendsPage(QWidget):
 
     def _stop(self, backend: Backend, *, keep: bool) -> None:
         """Stop `backend`; while the Chat page streams a reply from it, only after a Yes."""
-        def stop() -> None:
-            self.feed.stop_backend(backend, keep=keep)
-
-        if backend.state.is_live and self.services.chat.streaming_from(backend):
-            self._ask(f"Stop {backend.name}?", f"A chat reply is streaming from "
-                      f"{backend.name}. Stop it anyway?", stop)
-            return
-        stop()
+        self.question = stop_asking_first(self.services, backend, self, keep=keep)
 
     def _on_card_restart_requested(self, backend: Backend) -> None:
         self.feed.relaunch_backend(backend)
@@ -269,16 +263,7 @@ class BackendsPage(QWidget):
 
     def _ask(self, title: str, text: str, on_yes: Callable[[], None]) -> None:
         """A window-modal Yes/No question; `on_yes` runs only on Yes."""
-        buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
-        box = QMessageBox(QMessageBox.Icon.Question, title, text, buttons, self)
-
-        def answered(result: int) -> None:
-            if result == QMessageBox.StandardButton.Yes.value:
-                on_yes()
-
-        box.finished.connect(answered)
-        self.question = box
-        box.open()
+        self.question = ask(self, title, text, on_yes)
 
     # ------------------------------------------------------------------ export
     def _exportable(self) -> list[Backend]:
