@@ -58,7 +58,8 @@ def _simple_flags(plan: LaunchPlan) -> list[tuple[str, str | None]]:
 
 
 def recipe(plan: LaunchPlan, *, port: int, bind: str = "127.0.0.1", image: str = "",
-           in_container: bool = True, arch: str | None = None) -> LaunchSpec:
+           in_container: bool = True, arch: str | None = None,
+           local: bool = True) -> LaunchSpec:
     """The llama-server launch for `plan` listening on bind:port.
 
     `arch` is the model's GGUF architecture, needed only for an expert-count override.
@@ -72,7 +73,7 @@ def recipe(plan: LaunchPlan, *, port: int, bind: str = "127.0.0.1", image: str =
     if plan.max_lora_rank is not None:
         raise PlanError("max_lora_rank is a vLLM setting; llama.cpp serves any rank")
     check_extra_args(plan.extra_args, MANAGED_FLAGS, "llama.cpp")
-    paths = ModelMounts(in_container)
+    paths = ModelMounts(in_container, local=local)
     args: list[str] = ["-m", paths.file(plan.model), "--host", bind, "--port", str(port),
                        "--jinja"]
     for flag, value in _simple_flags(plan):

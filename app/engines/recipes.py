@@ -34,16 +34,18 @@ def model_arch(plan: LaunchPlan) -> str | None:
 
 
 def launch_spec(plan: LaunchPlan, *, port: int, bind: str = "127.0.0.1", image: str = "",
-                in_container: bool = True, arch: str | None = None) -> LaunchSpec:
-    """The engine's launch for `plan`.
+                in_container: bool = True, arch: str | None = None,
+                local: bool = True) -> LaunchSpec:
+    """The engine's launch for `plan`; `local`: its files are on this machine (their
+    links are followed and exactly they are mounted).
 
     Raises:
         PlanError: unknown engine, or values the engine cannot take together.
     """
     if plan.engine == llamacpp.ENGINE:
         return llamacpp.recipe(plan, port=port, bind=bind, image=image,
-                               in_container=in_container, arch=arch)
+                               in_container=in_container, arch=arch, local=local)
     if plan.engine == vllm.ENGINE:
         return vllm.recipe(plan, port=port, bind=bind, image=image, in_container=in_container,
-                           arch=arch)
+                           arch=arch, local=local)
     raise PlanError(f"unknown engine {plan.engine!r}")

@@ -29,7 +29,8 @@ MANAGED_FLAGS = frozenset({
 
 
 def recipe(plan: LaunchPlan, *, port: int, bind: str = "127.0.0.1", image: str = "",
-           in_container: bool = True, arch: str | None = None) -> LaunchSpec:
+           in_container: bool = True, arch: str | None = None,
+           local: bool = True) -> LaunchSpec:
     """The `vllm serve` launch for `plan` listening on bind:port.
 
     Raises:
@@ -39,7 +40,7 @@ def recipe(plan: LaunchPlan, *, port: int, bind: str = "127.0.0.1", image: str =
     if plan.engine != ENGINE:
         raise PlanError(f"not a vLLM plan (engine {plan.engine!r})")
     check_extra_args(plan.extra_args, MANAGED_FLAGS, "vLLM")
-    paths = ModelMounts(in_container)
+    paths = ModelMounts(in_container, local=local)
     model = (paths.file(plan.model) if plan.model.endswith(".gguf")
              else paths.folder(plan.model))
     args: list[str] = [model, "--host", bind, "--port", str(port),

@@ -425,7 +425,7 @@ class BackendsService:
         image = plan.image or self.images.get(plan.engine, "")
         arch = None if target.is_remote else model_arch(plan)
         spec = launch_spec(plan, port=port, bind=inner_bind, image=image,
-                           in_container=in_container, arch=arch)
+                           in_container=in_container, arch=arch, local=not target.is_remote)
         key_ref = self._key_ref(host, name)
         api_key = self.keys.new_key(key_ref)
         labels = {

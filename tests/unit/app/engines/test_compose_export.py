@@ -78,8 +78,8 @@ def test_each_service_runs_the_recipe_with_gpus_mounts_and_ports(
     volumes = [*moe["volumes"], *vllm["volumes"]]
     assert volumes
     assert all(v["read_only"] is True for v in volumes)
-    assert {v["source"] for v in moe["volumes"]} == {
-        str(Path(plans[0].model).parent).replace("$", "$$")}
+    assert {v["source"] for v in moe["volumes"]} == {  # the files, never their folder
+        path.replace("$", "$$") for path in (plans[0].model, *plans[0].adapters)}
     assert vllm["ipc"] == "host"
     assert "ipc" not in moe
     assert vllm["environment"] == {

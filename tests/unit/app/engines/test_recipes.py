@@ -41,8 +41,8 @@ def test_llamacpp_command_line_is_exact() -> None:
                          "--jinja", "-c", "8192", "-np", "2", "-ctk", "q8_0", "-ctv", "q8_0",
                          "-fa", "on", "--n-cpu-moe", "4", "-ngl", "999", "--tensor-split",
                          "1,1", "--metrics", "-lv", "4")
-    assert [(m.source, m.target, m.read_only) for m in spec.mounts] == [("/m", "/models/m0",
-                                                                         True)]
+    assert [(m.source, m.target, m.read_only) for m in spec.mounts] == [
+        ("/m/q.gguf", "/models/m0/q.gguf", True)]  # the file, not its folder
     assert spec.api_key_env == "LLAMA_API_KEY"
     assert not any("key" in a.lower() for a in spec.args)
 
