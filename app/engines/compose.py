@@ -17,6 +17,7 @@ import yaml
 
 from app.engines.export import ExportedBackend, export_spec
 from app.engines.plan import LaunchPlan, PlanError
+from app.engines.spec import TMPFS_OPTIONS
 from app.runtime.backend import LABEL
 
 HEADER = """\
@@ -54,6 +55,11 @@ def _service(backend: ExportedBackend) -> dict[str, Any]:
         service["network_mode"] = "host"
     else:
         service["ports"] = [f"127.0.0.1:{spec.port}:{spec.port}"]
+    service.update({"user": spec.user, "cap_drop": ["ALL"],
+                    "security_opt": ["no-new-privileges:true"], "pids_limit": spec.pids_limit,
+                    "read_only": spec.read_only_root})
+    if spec.tmpfs:
+        service["tmpfs"] = [f"{path}:{TMPFS_OPTIONS}" for path in spec.tmpfs]
     if spec.ipc_host:
         service["ipc"] = "host"
     if spec.shm_size:

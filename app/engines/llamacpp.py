@@ -102,5 +102,5 @@ def recipe(plan: LaunchPlan, *, port: int, bind: str = "127.0.0.1", image: str =
     return LaunchSpec(
         engine=ENGINE, image=image or plan.image or DEFAULT_IMAGE, args=tuple(args), port=port,
         bind=bind, mounts=paths.mounts, api_key_env=API_KEY_ENV, gpus=plan.gpus,
-        served_model=plan.backend_name,
+        served_model=plan.backend_name, user=paths.user(),
     )

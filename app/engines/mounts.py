@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path, PurePosixPath
 
 from app.engines.plan import PlanError
-from app.engines.spec import Mount
+from app.engines.spec import NOBODY, Mount
 
 MODELS_ROOT = "/models"
 MAX_FOLDER_FILES = 4096
@@ -97,3 +98,31 @@ class ModelMounts:
     @property
     def mounts(self) -> tuple[Mount, ...]:
         return tuple(self._mounts.values())
+
+    def user(self) -> str:
+        """Who the engine runs as: the owner of the mounted files (never root), else nobody.
+
+        Raises:
+            PlanError: a file only root may read (the engine does not run as root).
+        """
+        if not self.local or not self._mounts:
+            return NOBODY
+        found = {m.source: _stat(m) for m in self._mounts.values()}
+        known = {source: st for source, st in found.items() if st is not None}
+        owners = {(st.st_uid, st.st_gid) for st in known.values()}
+        if len(owners) == 1 and next(iter(owners))[0] != 0:
+            uid, gid = next(iter(owners))
+            return f"{uid}:{gid}"
+        for source, st in known.items():  # nobody must be able to read each one
+            if not st.st_mode & stat.S_IROTH:
+                raise PlanError(f"{source} is readable only by its owner, and backends "
+                                "do not run as root: make it readable (chmod a+r)")
+        return NOBODY
+
+
+def _stat(mount: Mount) -> os.stat_result | None:
+    """The file's status; None when it is not here (a path checked later, or elsewhere)."""
+    try:
+        return Path(mount.source).stat()
+    except OSError:
+        return None

@@ -12,6 +12,7 @@ import io
 import shlex
 
 from app.engines.export import ExportedBackend
+from app.engines.spec import TMPFS_OPTIONS
 
 HEADER = """\
 #!/bin/sh
@@ -41,6 +42,14 @@ def run_options(backend: ExportedBackend) -> list[str]:
         args += ["--network", "host"]
     else:
         args += ["-p", f"127.0.0.1:{spec.port}:{spec.port}"]
+    args += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
+             "--pids-limit", str(spec.pids_limit)]
+    if spec.user:
+        args += ["--user", spec.user]
+    if spec.read_only_root:
+        args.append("--read-only")
+    for path in spec.tmpfs:
+        args += ["--tmpfs", f"{path}:{TMPFS_OPTIONS}"]
     if spec.ipc_host:
         args.append("--ipc=host")
     if spec.shm_size:

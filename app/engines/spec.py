@@ -2,11 +2,18 @@
 
 The runtime adds nothing to the engine's arguments except where they run: it never
 parses them. That keeps each engine's flags in one module (its recipe).
+
+A container is shut in by default: every capability dropped, no new privileges, a
+non-root user, a read-only root filesystem with a tmpfs for scratch files, a process
+limit; the recipe loosens only what its engine needs (vLLM: shared memory, IPC).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+NOBODY = "65534:65534"
+TMPFS_OPTIONS = "rw,nosuid,nodev,size=512m,mode=1777"
 
 
 @dataclass(frozen=True)
@@ -41,3 +48,12 @@ class LaunchSpec:
     shm_size: str | None = None
     health_path: str = "/health"
     served_model: str = ""
+    user: str = NOBODY
+    """Who the engine runs as in its container: the owner of the model files on this
+    machine (they are mounted one by one, so nothing else of the host is reachable), never
+    root; nobody when root owns them or they are on a remote host."""
+    read_only_root: bool = True
+    """The engine writes nothing but its log (stdout) and scratch files (the tmpfs)."""
+    tmpfs: tuple[str, ...] = ("/tmp",)
+    pids_limit: int = 4096
+    """Threads count too: llama.cpp runs one per core and slot; a fork bomb stops here."""

@@ -18,6 +18,8 @@ from app.engines.spec import LaunchSpec
 
 ENGINE = "vllm"
 DEFAULT_IMAGE = "vllm/vllm-openai"
+VLLM_PIDS = 16384
+"""vLLM runs a process per GPU and a few hundred threads each (tokenizers, NCCL)."""
 API_KEY_ENV = "VLLM_API_KEY"
 KV_DTYPES = {"f16": "auto", "bf16": "auto", "q8_0": "fp8"}
 MANAGED_FLAGS = frozenset({
@@ -59,7 +61,7 @@ def recipe(plan: LaunchPlan, *, port: int, bind: str = "127.0.0.1", image: str =
         args += ["--hf-overrides", json.dumps({"num_experts_per_tok": plan.experts})]
     if plan.reasoning_format is not None:
         args += ["--reasoning-parser", plan.reasoning_format]
-    env: dict[str, str] = {}
+    env: dict[str, str] = {"HOME": "/tmp"} if in_container else {}
     if plan.adapters:
         args += ["--enable-lora", "--max-loras", str(len(plan.adapters))]
         if plan.max_lora_rank is not None:
@@ -73,5 +75,8 @@ def recipe(plan: LaunchPlan, *, port: int, bind: str = "127.0.0.1", image: str =
     return LaunchSpec(
         engine=ENGINE, image=image or plan.image or DEFAULT_IMAGE, args=tuple(args), port=port,
         bind=bind, env=env, mounts=paths.mounts, api_key_env=API_KEY_ENV, gpus=plan.gpus,
-        ipc_host=in_container, served_model=plan.backend_name,
+        ipc_host=in_container, served_model=plan.backend_name, user=paths.user(),
+        # torch.compile, Triton and the HF hub write caches of gigabytes under HOME: a
+        # writable root (not a tmpfs in RAM) and a HOME the non-root user may write
+        read_only_root=False, tmpfs=(), pids_limit=VLLM_PIDS,
     )

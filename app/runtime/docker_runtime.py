@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from app.engines.recipes import image_setting
-from app.engines.spec import LaunchSpec
+from app.engines.spec import TMPFS_OPTIONS, LaunchSpec
 from app.errors import UserError
 from app.runtime.backend import LABEL
 from app.runtime.failure import explain_start_error
@@ -120,6 +120,17 @@ def gpu_request(gpus: tuple[str, ...]) -> list[docker.types.DeviceRequest]:
         return []
     return [docker.types.DeviceRequest(driver="nvidia", device_ids=list(gpus),
                                        capabilities=[["gpu"]])]
+
+
+def hardening(spec: LaunchSpec) -> dict[str, Any]:
+    """The container options that shut a backend in (see app/engines/spec.py)."""
+    options: dict[str, Any] = {"cap_drop": ["ALL"], "security_opt": ["no-new-privileges:true"],
+                               "pids_limit": spec.pids_limit, "read_only": spec.read_only_root}
+    if spec.user:
+        options["user"] = spec.user
+    if spec.tmpfs:
+        options["tmpfs"] = dict.fromkeys(spec.tmpfs, TMPFS_OPTIONS)
+    return options
 
 
 class DockerRuntime:
@@ -366,6 +377,7 @@ class DockerRuntime:
             kwargs["network_mode"] = "host"
         else:
             kwargs["ports"] = {f"{spec.port}/tcp": (self.host.bind_address, spec.port)}
+        kwargs.update(hardening(spec))
         if spec.ipc_host:
             kwargs["ipc_mode"] = "host"
         if spec.shm_size:

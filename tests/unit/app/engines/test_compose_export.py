@@ -82,8 +82,15 @@ def test_each_service_runs_the_recipe_with_gpus_mounts_and_ports(
         path.replace("$", "$$") for path in (plans[0].model, *plans[0].adapters)}
     assert vllm["ipc"] == "host"
     assert "ipc" not in moe
+    for service in (moe, vllm):  # shut in: no capability, no new privileges, not root
+        assert service["cap_drop"] == ["ALL"]
+        assert service["security_opt"] == ["no-new-privileges:true"]
+        assert service["user"] not in ("", "0", "0:0", "root")
+        assert service["pids_limit"] > 0
+    assert moe["read_only"] is True
+    assert moe["tmpfs"] == ["/tmp:rw,nosuid,nodev,size=512m,mode=1777"]
     assert vllm["environment"] == {
-        "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
+        "HOME": "/tmp", "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
         "VLLM_API_KEY": "${QWEN8B_API_KEY:?set QWEN8B_API_KEY to the API key of qwen8b}"}
     assert moe["labels"]["team"] == "lab"
     assert "rigdeck.managed" not in moe["labels"]

@@ -10,6 +10,7 @@ import pytest
 
 from app.engines.mounts import MAX_FOLDER_FILES, ModelMounts
 from app.engines.plan import PlanError
+from app.engines.spec import NOBODY
 
 
 def _pairs(mounts: ModelMounts) -> dict[str, str]:
@@ -82,3 +83,24 @@ def test_a_local_process_uses_the_paths_as_they_are(tmp_path: Path) -> None:
     mounts = ModelMounts(in_container=False)
     assert mounts.file(str(tmp_path / "q.gguf")) == str(tmp_path / "q.gguf")
     assert mounts.mounts == ()
+
+
+def test_the_engine_runs_as_the_files_owner_never_root(tmp_path: Path) -> None:
+    model = tmp_path / "q.gguf"
+    model.write_bytes(b"GGUF")
+    model.chmod(0o644)
+    mounts = ModelMounts(in_container=True)
+    mounts.file(str(model))
+    if os.getuid() != 0:
+        assert mounts.user() == f"{os.getuid()}:{os.getgid()}"
+        return
+    assert mounts.user() == NOBODY  # root's files: read as nobody
+    model.chmod(0o600)
+    with pytest.raises(PlanError, match=r"readable only by its owner.*chmod a\+r"):
+        mounts.user()
+
+
+def test_a_remote_hosts_engine_runs_as_nobody() -> None:
+    mounts = ModelMounts(in_container=True, local=False)
+    mounts.file("/srv/models/q.gguf")
+    assert mounts.user() == NOBODY

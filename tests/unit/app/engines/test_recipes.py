@@ -58,7 +58,9 @@ def test_vllm_command_line_uses_only_documented_flags() -> None:
     assert spec.args[0] == "/models/m0"
     assert "--tensor-parallel-size" in spec.args
     assert spec.ipc_host
-    assert spec.env == {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
+    assert spec.env == {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
+                        "HOME": "/tmp"}  # a home the non-root user may write its caches in
+    assert spec.user == "65534:65534"  # /hf is not on this machine: nobody
 
 
 @pytest.mark.parametrize(("raw", "reason"), [
