@@ -94,7 +94,8 @@ class RigdeckApp:
         if self.tray is None:
             return
         self.tray.set_backends([
-            (f"Stop {b.name} ({b.host}, {b.state})", lambda _=False, b=b: self.stop_backend(b))
+            (f"Stop {b.name} ({b.host}, {b.shown_state})",
+             lambda _=False, b=b: self.stop_backend(b))
             for b in backends if b.state.is_live and b.managed])
 
     def stop_backend(self, backend: Backend) -> None:

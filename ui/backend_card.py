@@ -162,9 +162,11 @@ class BackendCard(QFrame):
 
     def update_view(self) -> None:
         backend = self.backend
-        colour = STATE_COLOURS.get(backend.state, "#6b6b6b")
+        colour = ("#6b6b6b" if backend.engine_unreachable
+                  else STATE_COLOURS.get(backend.state, "#6b6b6b"))
         self.state_label.setText(f'<span style="color:white;background:{colour};'
-                                 f'padding:2px 6px;">&nbsp;{backend.state}&nbsp;</span>')
+                                 f'padding:2px 6px;">&nbsp;{backend.shown_state}&nbsp;</span>')
+        self.state_label.setToolTip(backend.engine_unreachable)
         vram = ("—" if backend.measured_vram_mib is None
                 else f"{backend.measured_vram_mib / 1024:.1f} GiB")
         live = backend.state.is_live

@@ -28,6 +28,8 @@ class BackendState(StrEnum):
         return self in (BackendState.STARTING, BackendState.LOADING, BackendState.READY)
 
 
+UNKNOWN = "unknown — engine unreachable"
+
 LABEL = "rigdeck"
 """Prefix of the labels Rigdeck puts on its containers (`rigdeck.name`, `rigdeck.plan`, …)."""
 
@@ -53,6 +55,9 @@ class Backend:
     measured_vram_mib: float | None = None
     api_key: str | None = field(default=None, repr=False)
     key_persisted: bool = False
+    engine_unreachable: str = ""
+    """Why its host's engine does not answer now (empty: it answers). The state is then
+    the last one seen, and what is shown is "unknown"."""
 
     state_changed = Signal(object, str)
     """(new state, reason) — emitted only when either changes."""
@@ -69,6 +74,11 @@ class Backend:
     def uptime_s(self) -> float:
         return max(0.0, time.time() - self.started_at)
 
+    @property
+    def shown_state(self) -> str:
+        """The state as the user is told it: unknown while its engine does not answer."""
+        return UNKNOWN if self.engine_unreachable else str(self.state)
+
     def set_state(self, state: BackendState, reason: str = "") -> None:
         if (state, reason) == (self.state, self.reason):
             return
@@ -80,7 +90,8 @@ class Backend:
         """For `rigdeck ps --json` (no API key)."""
         return {
             "name": self.name, "host": self.host, "engine": self.engine, "model": self.model,
-            "state": str(self.state), "reason": self.reason, "port": self.port,
+            "state": self.shown_state,
+            "reason": self.engine_unreachable or self.reason, "port": self.port,
             "url": self.base_url, "gpus": list(self.gpus), "image": self.image,
             "uptime_s": round(self.uptime_s, 1), "managed": self.managed, "ref": self.ref,
             "measured_vram_mib": self.measured_vram_mib,

@@ -30,7 +30,7 @@ from app.runtime.docker_runtime import DockerRuntime, HostUnreachableError
 from app.runtime.failure import exit_status, explain_exit
 from app.runtime.fit_check import FitVerdict, check_fit
 from app.runtime.health import HealthProbe
-from app.runtime.hosts import LOCAL, PROCESSES, Host, HostsStore
+from app.runtime.hosts import DEFAULT_SOCKET, LOCAL, PROCESSES, Host, HostsStore
 from app.runtime.keys import KeyKeeper
 from app.runtime.observed import Foreign, Observed
 from app.runtime.process_runtime import ProcessRuntime
@@ -221,7 +221,9 @@ class BackendsService:
                 observed, others = runtime.observe()
             except HostUnreachableError as exc:
                 self.host_errors[name] = str(exc)
+                self._mark_unreachable(name, str(exc))
                 continue
+            self._mark_unreachable(name, "")
             if self.host_errors.pop(name, None) is not None:
                 observed = self._recover(name, runtime, observed)
             foreign += others
@@ -242,6 +244,21 @@ class BackendsService:
             result = sorted(self.backends.values(), key=lambda b: b.key)
         self.changed.emit()
         return result
+
+    def _mark_unreachable(self, host: str, error: str) -> None:
+        with self._lock:
+            for backend in self.backends.values():
+                if backend.host == host:
+                    backend.engine_unreachable = error
+
+    def unreachable(self) -> dict[str, str]:
+        """The Docker hosts whose engine did not answer the last refresh, and why — except a
+        local engine that is not installed (no socket at the default place and no
+        DOCKER_HOST): a machine that runs local processes only."""
+        return {name: error for name, error in self.host_errors.items()
+                if name in self.hosts and self.hosts[name].kind == "docker"
+                and not (name == LOCAL and self.hosts[name].url == DEFAULT_SOCKET
+                         and not Path(DEFAULT_SOCKET.removeprefix("unix://")).exists())}
 
     def _report_death(self, backend: Backend) -> None:
         """Emit `died` for `backend` unless already told (two threads may both see it)."""

@@ -36,6 +36,11 @@ def run(args: argparse.Namespace) -> int:
         for backend in chosen:
             service.stop(backend, keep=args.keep, timeout_s=timeout)
             print(f"stopped {backend.name} on {backend.host}")
+        unreachable = {h: e for h, e in service.unreachable().items()
+                       if args.host in (None, h)}
+        if args.all and unreachable:  # what runs there was not stopped
+            raise UserError("; ".join(unreachable.values()) + " — its backends were not "
+                            "stopped")
         if not chosen:
             print("no backends to stop")
         return 0

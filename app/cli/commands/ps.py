@@ -1,11 +1,14 @@
-"""`rigdeck ps [--json]`: the backends on every host, as they are now."""
+"""`rigdeck ps [--json]`: the backends on every host, as they are now; exit 2 when an
+engine did not answer (the list lacks what runs there)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
+from app.runtime.backends_service import BackendsService
 from app.runtime.setup import build_service
 
 
@@ -32,9 +35,9 @@ def run(args: argparse.Namespace) -> int:
                 "other_containers": [vars(f) for f in service.foreign] if args.all else [],
                 "host_errors": service.host_errors,
             }, indent=2))
-            return 0
+            return _unreachable(service)
         rows = [("NAME", "HOST", "ENGINE", "STATE", "PORT", "UPTIME", "MODEL")]
-        rows += [(b.name, b.host, b.engine, str(b.state), str(b.port), _uptime(b.uptime_s),
+        rows += [(b.name, b.host, b.engine, b.shown_state, str(b.port), _uptime(b.uptime_s),
                   b.model) for b in backends]
         widths = [max(len(r[i]) for r in rows) for i in range(6)]
         for row in rows:
@@ -46,9 +49,14 @@ def run(args: argparse.Namespace) -> int:
         if args.all:
             for f in service.foreign:
                 print(f"(not Rigdeck's, read-only) {f.host}/{f.name} {f.image} {f.status}")
-        for host, error in service.host_errors.items():
-            if host != "processes":
-                print(error)  # it names the host
-        return 0
+        return _unreachable(service)
     finally:
         service.close()
+
+
+def _unreachable(service: BackendsService) -> int:
+    """Say which engines did not answer (the list lacks what runs there): exit 2 then."""
+    unreachable = service.unreachable()
+    for error in unreachable.values():
+        print(f"rigdeck: {error}", file=sys.stderr)  # it names the host
+    return 2 if unreachable else 0

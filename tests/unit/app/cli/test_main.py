@@ -119,3 +119,16 @@ def test_down_with_the_engine_unreachable_says_so(
     assert "cannot tell whether 'qwen3' runs: cannot reach the Docker engine at unix://" \
         in done.stderr
     assert "no backend named" not in done.stderr
+
+
+@pytest.mark.parametrize("command", [["ps"], ["ps", "--json"], ["down", "--all"],
+                                     ["logs", "qwen3"]])
+def test_an_unreachable_engine_is_not_taken_for_an_empty_one(
+        command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'bogus.sock'}")
+    done = _rigdeck(*command)
+    assert done.returncode == 2
+    assert "cannot reach the Docker engine at unix://" in done.stderr
+    assert "no backends to stop" not in done.stdout
+    assert "no backend named" not in done.stderr
+    assert "Traceback" not in done.stderr
