@@ -4,9 +4,9 @@ fix it. Exits 1 when a check fails, with the failures on stderr."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from app.cli.json_text import json_text
 from app.runtime.doctor import CheckStatus, HostReport, diagnose
 from app.runtime.setup import build_service
 from app.settings import SettingsStore
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         service.close()
     if args.json:
-        print(json.dumps({"hosts": [r.as_dict() for r in reports]}, indent=2))
+        print(json_text({"hosts": [r.as_dict() for r in reports]}))
     else:
         for report in reports:
             print_report(report)

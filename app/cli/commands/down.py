@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from app.cli.values import number
 from app.errors import UserError
 from app.runtime.setup import build_service
 from app.settings import setting_place
@@ -15,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--all", action="store_true", help="stop every Rigdeck backend")
     parser.add_argument("--host", default=None)
     parser.add_argument("--keep", action="store_true", help="keep the stopped container")
-    parser.add_argument("--timeout", type=float, default=None,
+    parser.add_argument("--timeout", type=number(0), default=None,
                         help="seconds before a backend is killed (default: "
                              f"{setting_place('backend_stop_timeout_s')})")
     parser.set_defaults(handler=run)

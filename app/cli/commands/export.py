@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from app.cli.values import whole
 from app.engines.export import FIRST_PORT
 from app.engines.export_folder import export_to_folder
 from app.engines.plan import LaunchPlan
@@ -33,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="folder for docker-compose.yml and launch.sh")
     parser.add_argument("--host-network", action="store_true",
                         help="host networking instead of ports published on 127.0.0.1")
-    parser.add_argument("--first-port", type=int, default=FIRST_PORT,
+    parser.add_argument("--first-port", type=whole(1024), default=FIRST_PORT,
                         help=f"first port for plans without one (default {FIRST_PORT})")
     parser.add_argument("--force", action="store_true", help="overwrite files in DIR")
     parser.set_defaults(handler=run)

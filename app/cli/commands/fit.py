@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
+from app.cli.json_text import json_text
+from app.cli.values import number, whole
 from app.errors import UserError
 from app.fit.capacities import parse_gpu_memory
 from app.fit.plan import DeviceMemory, FitPlan
@@ -26,18 +27,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--gpu-memory", default="", metavar="SIZE",
                    help="memory per GPU: 96G, 96 GB (GB means GiB), or MiB (98304); "
                         "one per GPU in --gpus, comma-separated (24G,24G)")
-    p.add_argument("--ctx", type=int, default=4096)
-    p.add_argument("--parallel", type=int, default=1)
+    p.add_argument("--ctx", type=whole(1), default=4096)
+    p.add_argument("--parallel", type=whole(1), default=1)
     p.add_argument("--flash-attn", choices=["on", "off"], default="on")
     p.add_argument("--cache-type-k", default="f16")
     p.add_argument("--cache-type-v", default="f16")
-    p.add_argument("--batch", type=int, default=2048)
-    p.add_argument("--ubatch", type=int, default=512)
-    p.add_argument("--experts", type=int, default=None)
-    p.add_argument("--n-cpu-moe", type=int, default=0)
-    p.add_argument("--gpu-layers", type=int, default=None)
-    p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
-    p.add_argument("--margin", type=float, default=None, help="MiB to keep free per GPU")
+    p.add_argument("--batch", type=whole(1), default=2048)
+    p.add_argument("--ubatch", type=whole(1), default=512)
+    p.add_argument("--experts", type=whole(1), default=None)
+    p.add_argument("--n-cpu-moe", type=whole(0), default=0)
+    p.add_argument("--gpu-layers", type=whole(0), default=None)
+    p.add_argument("--gpu-memory-utilization", type=number(0, 1, low_open=True), default=0.9,
+                   help="vLLM's share of each GPU, in (0, 1]")
+    p.add_argument("--margin", type=number(0), default=None, help="MiB to keep free per GPU")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=run)
 
@@ -143,7 +145,7 @@ def _print(
     capacity: list[float],
 ) -> None:
     if args.json:
-        print(json.dumps(out))
+        print(json_text(out, indent=None))
         return
     head = (
         f"{'device':24s} {'weights':>9s} {'KV':>9s} {'compute':>9s} {'output':>8s} "

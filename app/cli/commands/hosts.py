@@ -5,10 +5,10 @@ runs the doctor on the new host; `test` is the doctor for one host, GPUs include
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from app.cli.commands.doctor import print_report
+from app.cli.json_text import json_text
 from app.runtime.backends_service import BackendsService
 from app.runtime.doctor import diagnose
 from app.runtime.hosts import Host
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             return _test(service, settings, args.name, as_json=args.json)
         hosts = list(service.hosts.values())
         if args.json:
-            print(json.dumps({"hosts": [{"name": h.name, "url": h.url, "kind": h.kind,
+            print(json_text({"hosts": [{"name": h.name, "url": h.url, "kind": h.kind,
                                          "host_network": h.host_network,
                                          "bind_address": h.bind_address}
                                         for h in hosts]}, indent=2))
@@ -87,7 +87,7 @@ def _test(service: BackendsService, settings: SettingsStore, name: str, *,
     [report] = diagnose(service.hosts, dict(service.runtimes), service.images,
                         list(settings.get("model_folders")), only=name)
     if as_json:
-        print(json.dumps(report.as_dict(), indent=2))
+        print(json_text(report.as_dict()))
     else:
         print_report(report)
         gpus = ", ".join(f"{g.index}: {g.name}" for g in report.gpus) or "none"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from app.cli.values import whole
 from app.runtime.setup import build_service
 
 
@@ -12,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser("logs", help="print a backend's log")
     parser.add_argument("name")
     parser.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
-    parser.add_argument("--tail", type=int, default=200, help="lines from the end")
+    parser.add_argument("--tail", type=whole(0), default=200, help="lines from the end")
     parser.add_argument("--host", default=None)
     parser.set_defaults(handler=run)
 

@@ -7,12 +7,13 @@ missing driver is said once on stderr and sampling goes on with what is there.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import threading
 import time
 from pathlib import Path
 
+from app.cli.json_text import json_text
+from app.cli.values import number
 from app.errors import UserError
 from app.settings import SettingsStore
 from app.telemetry.replay import load_trace
@@ -31,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--interval", type=float, metavar="S", help="seconds between samples (default: settings)"
     )
-    parser.add_argument("--seconds", type=float, metavar="N", help="stop after N seconds")
+    parser.add_argument("--seconds", type=number(0, low_open=True), metavar="N",
+                        help="stop after N seconds")
     parser.add_argument("--json", action="store_true", help="print each sample as a JSON line")
     parser.add_argument(
         "--replay", type=Path, metavar="FILE", help="play a recorded trace (CSV or JSON lines)"
@@ -82,5 +84,5 @@ def _print(snapshot: Snapshot, *, as_json: bool, told: set[str]) -> None:
         if source.message and source.message not in told and not source.available:
             told.add(source.message)
             print(f"rigdeck: {source.name}: {source.message}", file=sys.stderr)
-    text = json.dumps(snapshot.to_dict(), separators=(",", ":")) if as_json else one_line(snapshot)
+    text = json_text(snapshot.to_dict(), indent=None) if as_json else one_line(snapshot)
     print(text, flush=True)

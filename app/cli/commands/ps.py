@@ -4,10 +4,10 @@ engine did not answer (the list lacks what runs there)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
+from app.cli.json_text import json_text
 from app.runtime.backends_service import BackendsService
 from app.runtime.setup import build_service
 
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         backends = service.refresh()
         if args.json:
-            print(json.dumps({
+            print(json_text({
                 "backends": [b.as_dict() for b in backends],
                 "other_containers": [vars(f) for f in service.foreign] if args.all else [],
                 "host_errors": service.host_errors,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
+from app.cli.values import number
 from app.engines.plan import LaunchPlan
 from app.errors import UserError
 from app.presets.experts import expert_offer
@@ -25,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--host", help="its host, where the name runs on several")
     parser.add_argument("--experts", metavar="N|default",
                         help="experts per token for a MoE model (default: the model's own)")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for ready")
+    parser.add_argument("--timeout", type=number(0, low_open=True), default=600.0,
+                        help="seconds to wait for ready")
     parser.set_defaults(handler=run)
 
 

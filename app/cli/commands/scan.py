@@ -9,10 +9,10 @@ experts shows its experts (total and used per token) and its active parameters.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from app.cli.json_text import json_text
 from app.errors import UserError
 from app.library.display import experts_label, human_bytes, params_label, quant_label, status
 from app.library.entries import Entry, Model
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"rigdeck: warning: {problem}", file=sys.stderr)
     entries = list(report.entries)
     if args.json:
-        print(json.dumps([e.to_json() for e in entries], indent=2, ensure_ascii=False))
+        print(json_text([e.to_json() for e in entries]))
     elif entries:
         print(table(entries))
     else:

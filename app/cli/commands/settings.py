@@ -5,10 +5,10 @@ it was)."""
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict
 from typing import Any
 
+from app.cli.json_text import json_text
 from app.runtime.setup import checked_setting
 from app.settings import Settings, SettingsStore, shown_settings
 
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         values = {k: v for k, v in asdict(store.settings).items() if k != "schema_version"}
     if getattr(args, "json", False):
-        print(json.dumps(values, indent=2))
+        print(json_text(values))
         return 0
     places = shown_settings()
     width = max(len(k) for k in values)

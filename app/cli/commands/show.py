@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from app.cli.commands.scan import check_paths
+from app.cli.json_text import json_text
 from app.errors import UserError
 from app.library.compat import check_compatibility
 from app.library.display import display_fields
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         out = entry.to_json()
         if compat is not None:
             out["compat"] = compat
-        print(json.dumps(out, indent=2, ensure_ascii=False))
+        print(json_text(out))
     else:
         rows = display_fields(entry)
         if compat is not None:

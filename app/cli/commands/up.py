@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from app.cli.values import number
 from app.engines.plan import LaunchPlan, PlanError
 from app.errors import UserError
 from app.library.loader import load_entry
@@ -66,7 +67,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="preload the adapters of every role that fits the model "
                              "(see rigdeck roles), so a role swap needs no restart")
     parser.add_argument("--no-wait", action="store_true", help="return once started")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for ready")
+    parser.add_argument("--timeout", type=number(0, low_open=True), default=600.0,
+                        help="seconds to wait for ready")
     parser.add_argument("extra", nargs="*", help=argparse.SUPPRESS)
     parser.set_defaults(handler=run)
 
