@@ -173,13 +173,41 @@ def kv_bytes_per_token(config: dict[str, Any], tp: int, kv_dtype: str, dtype: st
     return int(2 * layers * kv_per_gpu * hd * per)
 
 
+POSITIVE_KEYS = ("hidden_size", "num_attention_heads", "num_hidden_layers", "vocab_size")
+"""What every estimate divides or multiplies by: each must be a whole number above 0."""
+OPTIONAL_POSITIVE_KEYS = ("num_key_value_heads", "head_dim", "intermediate_size",
+                          "moe_intermediate_size", "num_experts_per_tok")
+
+
+def checked_config(path: Path) -> dict[str, Any]:
+    """The model's config.json (its `text_config` for a multimodal model), its sizes checked.
+
+    Raises:
+        UserError: not JSON, or a size that is missing, not a whole number or not above 0.
+    """
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise UserError(f"{path} cannot be read as JSON: {exc}") from None
+    config = raw.get("text_config", raw) if isinstance(raw, dict) and "hidden_size" not in raw \
+        else raw
+    if not isinstance(config, dict):
+        raise UserError(f"{path} is not a JSON object")
+    for key in (*POSITIVE_KEYS, *OPTIONAL_POSITIVE_KEYS):
+        value = config.get(key)
+        if value is None and key in OPTIONAL_POSITIVE_KEYS:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"{path}: {key} must be a whole number above 0, not {value!r}")
+    return config
+
+
 def estimate_vllm(folder: Path, plan: VllmPlan) -> VllmEstimate:
     """Weights per GPU, the KV cache tokens left, and the context/concurrency they allow."""
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
         raise UserError(f"{folder} has no config.json (a Hugging Face model folder is needed)")
-    config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    config = config.get("text_config", config) if "hidden_size" not in config else config
+    config = checked_config(cfg_path)
     tp = max(1, plan.tensor_parallel)
     weights = weight_bytes(folder, config, plan.dtype) / tp
     h = int(config["hidden_size"])

@@ -428,14 +428,14 @@ class BackendsService:
         if existing is not None and existing.state.is_live:
             log.info("%s already runs on %s; not starting a second copy", name, host)
             return StartResult(existing, already_running=True)
-        if existing is not None:  # a finished one (failed, or stopped and kept)
-            runtime.stop(existing.ref, 1, remove=True)
-            with self._lock:
-                self.backends.pop(existing.key, None)
         self._check_files(plan, target)
         verdict = self.check_fit(plan, host)
         if not verdict.fits and not force:
             raise WillNotFitError(verdict)
+        if existing is not None:  # a finished one (failed, or stopped and kept): its log
+            runtime.stop(existing.ref, 1, remove=True)  # goes only for a plan that may start
+            with self._lock:
+                self.backends.pop(existing.key, None)
         port = self._pick_port(plan, target)
         in_container = target.kind == "docker"
         inner_bind = target.bind_address if target.host_network else "0.0.0.0"

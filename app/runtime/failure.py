@@ -11,10 +11,15 @@ import re
 from app.engines.llamacpp_log import adapter_refusal
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"out of memory|cudaMalloc failed|CUDA_ERROR_OUT_OF_MEMORY|OutOfMemoryError"
-                r"|failed to allocate .*buffer", re.I),
+    (re.compile(r"cudaMalloc failed|CUDA_ERROR_OUT_OF_MEMORY|CUDA out of memory"
+                r"|torch\.OutOfMemoryError|failed to allocate CUDA\d* buffer", re.I),
      "CUDA out of memory: the model, context or KV cache does not fit on the chosen GPUs. "
      "Lower the context or parallel slots, quantise the KV cache, or keep MoE layers in RAM."),
+    (re.compile(r"out of memory|OutOfMemoryError|failed to allocate .*buffer|std::bad_alloc"
+                r"|Cannot allocate memory", re.I),
+     "out of memory in host RAM: the model, context or KV cache does not fit in this "
+     "machine's memory. Lower the context or parallel slots, quantise the KV cache, or "
+     "choose a smaller quantisation."),
     (re.compile(r"(?:error: )?(?:invalid argument|unknown argument|unrecognized arguments?)"
                 r":?\s*(?P<flag>\S+)?", re.I),
      "the engine does not know the flag {flag}: this image's version does not support it; "

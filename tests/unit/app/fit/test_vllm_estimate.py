@@ -153,3 +153,22 @@ def test_a_budget_smaller_than_the_weights_leaves_no_kv_cache(tmp_path: Path) ->
 def test_a_folder_without_config_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"no config\.json"):
         estimate_vllm(tmp_path, VllmPlan())
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    ({"num_attention_heads": 0}, "num_attention_heads must be a whole number above 0, not 0"),
+    ({"num_key_value_heads": -2}, "num_key_value_heads must be a whole number above 0"),
+    ({"hidden_size": "4096"}, "hidden_size must be a whole number above 0, not '4096'"),
+    ({"num_hidden_layers": None}, "num_hidden_layers must be a whole number above 0, not None"),
+])
+def test_a_config_with_impossible_sizes_is_refused_with_the_key(
+        tmp_path: Path, change: dict[str, object], said: str) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({**CONFIG, **change}), encoding="utf-8")
+    with pytest.raises(UserError, match=said):
+        estimate_vllm(tmp_path, VllmPlan())
+
+
+def test_a_config_that_is_not_json_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_bytes(b"\xff\xfe not json")
+    with pytest.raises(UserError, match="cannot be read as JSON"):
+        estimate_vllm(tmp_path, VllmPlan())

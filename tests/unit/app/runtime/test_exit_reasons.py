@@ -62,3 +62,19 @@ def test_the_log_explains_before_the_signal_does() -> None:
 ])
 def test_exit_signal_reads_both_conventions(code: int | None, signal: int | None) -> None:
     assert exit_signal(code) == signal
+
+
+@pytest.mark.parametrize("line", [
+    "ggml_backend_cpu_buffer_type_alloc_buffer: failed to allocate buffer of size 9999999",
+    "llama_kv_cache: failed to allocate CPU buffer for the KV cache",
+    "terminate called after throwing an instance of 'std::bad_alloc'",
+])
+def test_a_cpu_backend_out_of_memory_is_said_as_host_ram_not_cuda(line: str) -> None:
+    reason = explain_exit(-6, line + "\n")
+    assert reason.startswith("out of memory in host RAM")
+    assert "CUDA" not in reason
+
+
+def test_a_cuda_buffer_that_cannot_be_allocated_is_cuda_out_of_memory() -> None:
+    log = "llama_kv_cache: failed to allocate CUDA0 buffer for the KV cache\n"
+    assert explain_exit(-6, log).startswith("CUDA out of memory")
