@@ -119,6 +119,8 @@ class BackendsService:
         self.backends: dict[tuple[str, str], Backend] = {}
         self.foreign: list[Foreign] = []
         self.host_errors: dict[str, str] = {}
+        self._lost_at: dict[str, float] = {}
+        """When each unreachable host stopped answering."""
         self._lock = threading.RLock()
         self._health = HealthProbe()
         self._dead: weakref.WeakSet[Backend] = weakref.WeakSet()
@@ -221,11 +223,13 @@ class BackendsService:
                 observed, others = runtime.observe()
             except HostUnreachableError as exc:
                 self.host_errors[name] = str(exc)
+                self._lost_at.setdefault(name, time.time())
                 self._mark_unreachable(name, str(exc))
                 continue
             self._mark_unreachable(name, "")
             if self.host_errors.pop(name, None) is not None:
-                observed = self._recover(name, runtime, observed)
+                observed = self._recover(name, runtime, observed,
+                                         self._lost_at.pop(name, time.time()))
             foreign += others
             for obs in observed:
                 backend = self._merge(name, obs)
@@ -269,15 +273,19 @@ class BackendsService:
         log.warning("backend %s on %s died: %s", backend.name, backend.host, backend.reason)
         self.died.emit(backend)
 
-    def _recover(self, host: str, runtime: Runtime, observed: list[Observed]) -> list[Observed]:
-        """The host's engine came back: start again the backends it stopped while away."""
+    def _recover(self, host: str, runtime: Runtime, observed: list[Observed],
+                 lost_at: float) -> list[Observed]:
+        """The host answers again: start again the backends its engine stopped when it
+        restarted — not those that ended while it ran (someone's `docker stop`, a crash),
+        which the engine's own events since `lost_at` tell (a restarted engine has none)."""
         if not isinstance(runtime, DockerRuntime):
             return observed
         with self._lock:
             live = {b.ref for b in self.backends.values() if b.host == host and b.state.is_live}
         result = []
         for obs in observed:
-            if obs.ref in live and obs.status == "exited":
+            if obs.ref in live and obs.status == "exited" \
+                    and not runtime.events_since(obs.ref, lost_at):
                 log.info("engine of %s is back; restarting %s", host, obs.ref[:12])
                 runtime.restart(obs.ref)
                 result.append(runtime.inspect(obs.ref))

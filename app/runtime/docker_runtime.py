@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import ssl
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -430,6 +431,20 @@ class DockerRuntime:
                 yield line.decode(errors="replace")
         if pending:
             yield pending.decode(errors="replace")
+
+    def events_since(self, ref: str, since: float) -> list[str]:
+        """The engine's events for container `ref` since `since` ("die", "stop", "kill"…);
+        the engine keeps them in memory, so after a restart of the engine there are none."""
+        import docker.errors
+
+        try:
+            events = self._call("events", self.client().api.events, since=int(since) - 1,
+                                until=int(time.time()) + 1, filters={"container": ref},
+                                decode=True)
+            return [str(e.get("Action") or e.get("status") or "") for e in events]
+        except docker.errors.APIError as exc:
+            log.info("no events for %s: %s", ref[:12], exc)
+            return []
 
     def restart(self, ref: str) -> None:
         """Start an exited container again (same command, labels and key)."""

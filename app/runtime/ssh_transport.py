@@ -13,6 +13,7 @@ keeps its stderr, so `ssh_error(url)` can say why a host could not be reached.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import socket
@@ -53,6 +54,15 @@ def _connect(self: Any, **_kwargs: Any) -> None:
     # its own session: Ctrl+C in a terminal goes to Rigdeck, not to ssh
     self.proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stdin=subprocess.PIPE,
                                  stderr=errors, start_new_session=True)
+
+
+@atexit.register
+def _close_stderr_files() -> None:
+    """The files of ssh children still connected when Rigdeck ends."""
+    with _stderr_lock:
+        for errors in _stderr.values():
+            errors.close()
+        _stderr.clear()
 
 
 def ssh_error(url: str) -> str:

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import docker
 import pytest
 
 from app.engines.plan import LaunchPlan
-from app.runtime.backend import BackendState
+from app.runtime.backend import UNKNOWN, BackendState
 from app.runtime.backends_service import BackendsService
+from app.runtime.docker_runtime import DockerRuntime
 from app.runtime.hosts import Host
 from tests.integration.backends_support import READY_TIMEOUT_S, chat, make_service
 from tests.realparts.docker_engine import DockerEngine
@@ -92,3 +94,26 @@ def test_a_backend_recovers_when_its_engine_restarts(
     assert two_hosts.find("phoenix", "remote") is backend
     assert backend.state is BackendState.READY
     assert chat(backend.base_url, backend.api_key).status_code == 200
+
+
+@pytest.mark.integration
+def test_a_backend_stopped_by_someone_while_its_host_was_out_of_reach_stays_stopped(
+        two_hosts: BackendsService, remote_host: RemoteHost, tiny_gguf: TinyGgufFactory,
+        leak_guard: LeakGuard) -> None:
+    backend = two_hosts.start(_plan(tiny_gguf(), leak_guard, "stopped-away"), "remote",
+                              wait=True, timeout_s=READY_TIMEOUT_S).backend
+    runtime = two_hosts.runtimes["remote"]
+    assert isinstance(runtime, DockerRuntime)
+    reachable = runtime.host
+    runtime.host = replace(reachable, url="ssh://nobody@127.0.0.1:1")  # the way there is cut
+    runtime.close()
+    two_hosts.refresh()
+    assert "remote" in two_hosts.host_errors
+    assert backend.shown_state == UNKNOWN  # not "ready": nobody can tell
+    remote_host.client.api.stop(backend.ref, timeout=10)  # meanwhile, someone stops it there
+    runtime.host = reachable  # the way is back
+    runtime.close()
+    two_hosts.refresh()
+    assert backend.state is BackendState.STOPPED
+    assert backend.shown_state == "stopped"
+    assert remote_host.client.api.inspect_container(backend.ref)["State"]["Running"] is False
