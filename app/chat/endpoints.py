@@ -85,7 +85,7 @@ class EndpointStore:
 
     def _problem(self, text: str) -> None:
         self.problems.append(text)
-        log.warning("%s", text)
+        log.info("%s", text)  # said by the caller: the window at start, `rigdeck problems`
 
     def get(self, name: str) -> Endpoint:
         """Raises UserError when no endpoint has that name."""

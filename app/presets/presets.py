@@ -212,7 +212,7 @@ class PresetStore:
         found, bad = self._user_files()
         self.problems = list(bad.values())
         for problem in self.problems:
-            log.warning("%s", problem)
+            log.info("%s", problem)  # said by the caller: the window, `rigdeck problems`
         for preset in found.values():
             presets[preset.name] = replace(preset, builtin=preset.name in presets)
         return presets

@@ -146,7 +146,7 @@ class ThinkingMemory:
 
     def _unreadable(self, why: str) -> None:
         self.problems = [f"thinking-switch memory {why}; it starts afresh"]
-        log.warning("%s", self.problems[0])
+        log.info("%s", self.problems[0])  # said by the window at start, `rigdeck problems`
 
     def support(self, backend: str, detected: ThinkingSupport) -> ThinkingSupport:
         """`detected`, unless answers showed this backend needs the soft switch."""

@@ -77,7 +77,7 @@ class RoleStore:
         found, bad = self._user_files()
         self.problems = list(bad.values())
         for problem in self.problems:
-            log.warning("%s", problem)
+            log.info("%s", problem)  # said by the caller: the window, `rigdeck problems`
         for role in found.values():
             roles[role.name] = replace(role, builtin=role.name in roles)
         return roles

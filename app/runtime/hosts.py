@@ -162,7 +162,7 @@ class HostsStore:
 
     def _problem(self, text: str) -> None:
         self.problems.append(text)
-        log.warning("%s", text)
+        log.info("%s", text)  # said by the caller: the window at start, `rigdeck problems`
 
     def add(self, host: Host) -> None:
         """Add or replace a host by name.
