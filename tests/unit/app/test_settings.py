@@ -92,3 +92,22 @@ def test_every_setting_has_a_description() -> None:
 
     for spec in fields(Settings):
         assert Settings.description(spec.name).strip()
+
+
+def test_a_change_made_elsewhere_meanwhile_is_kept(tmp_path: Path) -> None:
+    window = SettingsStore(tmp_path / "settings.toml")
+    command_line = SettingsStore(tmp_path / "settings.toml")
+    command_line.set("theme", "dark")
+    window.set("last_page", "chat")  # the window still holds the old theme
+    again = SettingsStore(tmp_path / "settings.toml")
+    assert (again.get("theme"), again.get("last_page")) == ("dark", "chat")
+
+
+def test_a_fifo_or_device_as_settings_is_set_aside(tmp_path: Path) -> None:
+    import os
+
+    path = tmp_path / "settings.toml"
+    os.mkfifo(path)
+    store = SettingsStore(path)
+    assert store.get("theme") == "system"
+    assert "is a FIFO (named pipe), not a file" in store.problems[0]
