@@ -51,7 +51,8 @@ class Services:
 
     @classmethod
     def build(cls, paths: AppPaths) -> Services:
-        """Create the services for one run of the app, reporting settings problems."""
+        """Create the services for one run of the app; every user file that cannot be read
+        is said once through the notifier, and the app starts with the others."""
         notifier = Notifier(str(paths.log_file))
         settings = SettingsStore(paths.settings_file)
         for problem in settings.problems:
