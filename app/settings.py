@@ -9,9 +9,7 @@ defaults, with a message the UI shows: the app never fails to start over its set
 import logging
 import os
 import re
-import tempfile
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -21,6 +19,13 @@ import tomli_w
 from psygnal import Signal
 
 from app.errors import UserError
+from app.user_files import (
+    UserFileError,
+    folder_lock,
+    read_toml,
+    saving_failed,
+    write_atomically,
+)
 
 log = logging.getLogger(__name__)
 
@@ -332,21 +337,6 @@ def _from_dict(raw: dict[str, Any], problems: list[str]) -> Settings:
     return Settings(**values)
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a reader sees the old or the new file, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class SettingsStore:
     """Loads, holds and saves the settings; emits `changed(name, value)` on each update.
 
@@ -362,11 +352,9 @@ class SettingsStore:
         self.settings = self._load()
 
     def _load(self) -> Settings:
-        if not self.path.exists():
-            return Settings()
         try:
-            raw = tomllib.loads(self.path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+            raw = read_toml(self.path)
+        except UserFileError as exc:
             backup = self.path.with_name(
                 f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
             )
@@ -376,9 +364,11 @@ class SettingsStore:
             except OSError:
                 kept = ""
             self.problems.append(
-                f"The settings file could not be read ({exc}){kept}. Defaults are in use."
+                f"The settings file could not be read ({exc.why}){kept}. Defaults are in use."
             )
-            log.warning("settings file %s unreadable: %s", self.path, exc)
+            log.warning("settings file %s unreadable: %s", self.path, exc.why)
+            return Settings()
+        if raw is None:
             return Settings()
         return _from_dict(_migrate(raw), self.problems)
 
@@ -386,15 +376,47 @@ class SettingsStore:
         return getattr(self.settings, name)
 
     def set(self, name: str, value: Any) -> None:
-        """Change one setting, save the file and tell listeners."""
+        """Change one setting, save the file and tell listeners.
+
+        Under the config folder's lock the file is read again and only this setting is
+        changed in it, so a `rigdeck settings set` made meanwhile is not undone.
+
+        Raises:
+            UserError: the file cannot be written (a full disk); the old one is unchanged.
+        """
         if getattr(self.settings, name) == value:
             return
+        with folder_lock(self.path.parent):
+            on_disk = self._on_disk()
+            setattr(on_disk, name, value)
+            self._write(on_disk)
         setattr(self.settings, name, value)
-        self.save()
         self.changed.emit(name, value)
 
     def save(self) -> None:
-        write_atomically(self.path, tomli_w.dumps(asdict(self.settings)).encode("utf-8"))
+        """Write every setting as held here.
+
+        Raises:
+            UserError: the file cannot be written; the old one is unchanged.
+        """
+        with folder_lock(self.path.parent):
+            self._write(self.settings)
+
+    def _on_disk(self) -> Settings:
+        """The settings file as it is now (this store's values where it cannot be read)."""
+        try:
+            raw = read_toml(self.path)
+        except UserFileError:
+            raw = None
+        if raw is None:
+            return Settings(**asdict(self.settings))
+        return _from_dict(_migrate(raw), [])
+
+    def _write(self, settings: Settings) -> None:
+        try:
+            write_atomically(self.path, tomli_w.dumps(asdict(settings)).encode("utf-8"))
+        except OSError as exc:
+            raise saving_failed("the settings", self.path, exc) from exc
 
     def on_change(self, callback: Callable[[str, Any], None]) -> None:
         self.changed.connect(callback)

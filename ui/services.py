@@ -10,7 +10,7 @@ from app.autostart import LoginItem, login_item_for_this_system
 from app.chat.service import ChatService
 from app.paths import AppPaths
 from app.roles.store import RoleStore
-from app.runtime.setup import build_service, follow_settings
+from app.runtime.setup import build_service, follow_settings, hosts_store
 from app.secrets import SecretStore
 from app.settings import SettingsStore
 from ui.backend_feed import BackendFeed
@@ -51,7 +51,8 @@ class Services:
 
     @classmethod
     def build(cls, paths: AppPaths) -> Services:
-        """Create the services for one run of the app, reporting settings problems."""
+        """Create the services for one run of the app; every user file that cannot be read
+        is said once through the notifier, and the app starts with the others."""
         notifier = Notifier(str(paths.log_file))
         settings = SettingsStore(paths.settings_file)
         for problem in settings.problems:
@@ -62,6 +63,7 @@ class Services:
                                lambda: list(settings.get("model_folders")))
         follow_settings(backends.service, settings)
         chat = ChatService(paths, secrets, backends.service)
+        _report_user_files(paths, chat, notifier)
         return cls(
             paths=paths,
             settings=settings,
@@ -109,6 +111,18 @@ def _build_monitor(settings: SettingsStore, paths: AppPaths, notifier: Notifier)
     for problem in feed.service.problems:
         notifier.warning(problem)
     return feed
+
+
+def _report_user_files(paths: AppPaths, chat: ChatService, notifier: Notifier) -> None:
+    """Say once which presets, endpoints, hosts and thinking-memory files could not be read
+    (settings and roles say theirs as they load); the app starts with the others."""
+    chat.presets.all()
+    chat.endpoints.all()
+    hosts = hosts_store(paths)
+    hosts.load()
+    for problem in [*chat.presets.problems, *chat.endpoints.problems, *hosts.problems,
+                    *chat.memory.problems]:
+        notifier.warning(problem)
 
 
 def _build_roles(paths: AppPaths, tasks: TaskRunner, notifier: Notifier,

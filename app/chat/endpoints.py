@@ -8,15 +8,22 @@ Rigdeck's own backends will be offered beside these.
 from __future__ import annotations
 
 import logging
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import tomli_w
 
 from app.chat.base_url import normalise_base_url
 from app.errors import UserError
 from app.secrets import SecretStore
+from app.user_files import (
+    UserFileError,
+    folder_lock,
+    read_toml,
+    saving_failed,
+    write_atomically,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,22 +40,52 @@ class Endpoint:
 
 
 class EndpointStore:
-    """endpoints.toml in the config folder, one [[endpoint]] table each."""
+    """endpoints.toml in the config folder, one [[endpoint]] table each.
+
+    `problems` says what of the file could not be read (refreshed by every `all()`). An
+    entry that is not an endpoint is kept in the file as it is when others are saved;
+    while the whole file cannot be read, saving is refused rather than overwriting it.
+    """
 
     def __init__(self, path: Path, secrets: SecretStore) -> None:
         self.path = path
         self.secrets = secrets
+        self.problems: list[str] = []
 
     def all(self) -> list[Endpoint]:
+        return self._read()[0]
+
+    def _read(self) -> tuple[list[Endpoint], list[Any]]:
+        """The endpoints, and the entries that are not endpoints (kept as they are).
+
+        Raises nothing: problems go to `problems`.
+        """
+        self.problems = []
         try:
-            data = tomllib.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return []
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            log.warning("ignoring unreadable %s: %s", self.path, exc)
-            return []
-        return [Endpoint(str(e["name"]), str(e["url"]), bool(e.get("has_key", False)))
-                for e in data.get("endpoint", []) if "name" in e and "url" in e]
+            data = read_toml(self.path)
+        except UserFileError as exc:
+            self._problem(f"saved endpoints {exc}")
+            return [], []
+        entries = (data or {}).get("endpoint", [])
+        if not isinstance(entries, list):
+            self._problem(f"saved endpoints {self.path}: endpoint must be a list of tables "
+                          "([[endpoint]])")
+            return [], []
+        found: list[Endpoint] = []
+        kept: list[Any] = []
+        for number, entry in enumerate(entries, 1):
+            endpoint = _endpoint(entry)
+            if endpoint is None:
+                self._problem(f"saved endpoints {self.path}: entry {number} is no endpoint "
+                              "(a name and a url, as text); left in the file as it is")
+                kept.append(entry)
+            else:
+                found.append(endpoint)
+        return found, kept
+
+    def _problem(self, text: str) -> None:
+        self.problems.append(text)
+        log.info("%s", text)  # said by the caller: the window at start, `rigdeck problems`
 
     def get(self, name: str) -> Endpoint:
         """Raises UserError when no endpoint has that name."""
@@ -63,28 +100,55 @@ class EndpointStore:
         """Add or replace an endpoint; an API key goes to the keyring.
 
         Raises:
-            UserError: a bad URL, or the keyring cannot store the key.
+            UserError: a bad URL, the keyring cannot store the key, or the file cannot be
+                read or written (it is then unchanged).
         """
         try:
             url = normalise_base_url(url)
         except ValueError as exc:
             raise UserError(f"{exc}: an endpoint looks like http://127.0.0.1:8080") from None
-        if api_key:
-            self.secrets.set(f"endpoint:{name}", api_key)
-        endpoint = Endpoint(name, url, has_key=bool(api_key))
-        others = [e for e in self.all() if e.name != name]
-        self._write([*others, endpoint])
+        with folder_lock(self.path.parent):
+            endpoints, kept = self._readable()
+            if api_key:
+                self.secrets.set(f"endpoint:{name}", api_key)
+            endpoint = Endpoint(name, url, has_key=bool(api_key))
+            others = [e for e in endpoints if e.name != name]
+            self._write([*others, endpoint], kept)
         return endpoint
 
     def remove(self, name: str) -> None:
-        self.secrets.delete(f"endpoint:{name}")
-        self._write([e for e in self.all() if e.name != name])
+        """Raises UserError: the file cannot be read or written (it is then unchanged)."""
+        with folder_lock(self.path.parent):
+            endpoints, kept = self._readable()
+            self.secrets.delete(f"endpoint:{name}")
+            self._write([e for e in endpoints if e.name != name], kept)
 
     def api_key(self, endpoint: Endpoint) -> str | None:
         return self.secrets.get(endpoint.secret_name) if endpoint.has_key else None
 
-    def _write(self, endpoints: list[Endpoint]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"endpoint": [{"name": e.name, "url": e.url, "has_key": e.has_key}
-                             for e in endpoints]}
-        self.path.write_text(tomli_w.dumps(data), encoding="utf-8")
+    def _readable(self) -> tuple[list[Endpoint], list[Any]]:
+        """As `_read`, for a change of the file: one that cannot be read is not replaced."""
+        endpoints, kept = self._read()
+        if self.problems and not kept:
+            raise UserError(f"{self.problems[0]}; fix or remove the file, then save again "
+                            "(it was left as it is)")
+        return endpoints, kept
+
+    def _write(self, endpoints: list[Endpoint], kept: list[Any]) -> None:
+        data = {"endpoint": [*({"name": e.name, "url": e.url, "has_key": e.has_key}
+                               for e in endpoints), *kept]}
+        try:
+            write_atomically(self.path, tomli_w.dumps(data).encode("utf-8"))
+        except OSError as exc:
+            raise saving_failed("the saved endpoints", self.path, exc) from exc
+
+
+def _endpoint(entry: Any) -> Endpoint | None:
+    """The endpoint an [[endpoint]] table holds, or None if it holds none."""
+    if not isinstance(entry, dict):
+        return None
+    name, url, has_key = entry.get("name"), entry.get("url"), entry.get("has_key", False)
+    if not (isinstance(name, str) and name and isinstance(url, str) and url
+            and isinstance(has_key, bool)):
+        return None
+    return Endpoint(name, url, has_key)

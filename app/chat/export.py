@@ -4,19 +4,25 @@ and as Markdown for reading.
 JSONL has one conversation per line: `{"messages": [{"role": ..., "content": ...}, ...]}`.
 Reasoning is left out by default (most fine-tuning sets want answers only); "field" keeps it
 as `reasoning_content` (what Qwen3-style templates read) and "inline" as a `<think>` block
-in the content. Replies that failed with nothing in them are skipped; a user turn left
-without its answer is dropped from the end.
+in the content. Every conversation asked for is one line, as stored: a reply that failed
+with nothing in it is left out, a reply cut short keeps what came, a last question that
+got no answer stays (a fine-tuning set may want those lines dropped). An export to a file
+is written atomically: a full disk leaves the file that was there.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from app.chat.history import Conversation, HistoryStore, Message
+from app.errors import UserError
+from app.user_files import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -37,26 +43,61 @@ def training_messages(messages: Iterable[Message],
             elif reasoning == "inline":
                 item["content"] = f"<think>\n{message.reasoning}\n</think>\n\n{message.content}"
         out.append(item)
-    while out and out[-1]["role"] != "assistant":
-        out.pop()
     return out
+
+
+def _asked(store: HistoryStore, conversation_ids: Iterable[int] | None) -> list[Conversation]:
+    """The conversations asked for, oldest first when all are.
+
+    Raises:
+        UserError: an id of no stored conversation.
+    """
+    if conversation_ids is None:
+        return list(reversed(store.conversations()))
+    asked = [(i, store.conversation(i)) for i in conversation_ids]
+    missing = [str(i) for i, conversation in asked if conversation is None]
+    if missing:
+        raise UserError(f"no stored conversation {', '.join(missing)} (see rigdeck chat "
+                        "--list); nothing was exported")
+    return [conversation for _i, conversation in asked if conversation is not None]
 
 
 def write_jsonl(store: HistoryStore, out: TextIO, conversation_ids: Iterable[int] | None = None,
                 reasoning: ReasoningExport = "omit") -> int:
-    """Write one line per conversation (all of them when `conversation_ids` is None).
+    """Write one line per conversation asked for (all of them when `conversation_ids` is
+    None); returns how many lines went out.
 
-    Returns the number of lines written; conversations with no complete exchange are skipped.
+    Raises:
+        UserError: an id of no stored conversation (nothing is written).
     """
-    ids = ([c.id for c in reversed(store.conversations())] if conversation_ids is None
-           else list(conversation_ids))
-    written = 0
-    for conversation_id in ids:
-        messages = training_messages(store.messages(conversation_id), reasoning)
-        if messages:
-            out.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
-            written += 1
-    return written
+    conversations = _asked(store, conversation_ids)
+    for conversation in conversations:
+        messages = training_messages(store.messages(conversation.id), reasoning)
+        out.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
+    return len(conversations)
+
+
+def export_to_file(store: HistoryStore, path: Path, fmt: str,
+                   conversation_ids: Iterable[int] | None = None,
+                   reasoning: ReasoningExport = "omit") -> int:
+    """Write the export ("jsonl" or "md") to `path` atomically; returns how many
+    conversations went in.
+
+    Raises:
+        UserError: an id of no stored conversation, or the file cannot be written (what
+            was at `path` is then unchanged).
+    """
+    try:
+        with atomic_output(path, create_folder=False) as raw:
+            out = io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
+            count = (write_jsonl(store, out, conversation_ids, reasoning) if fmt == "jsonl"
+                     else write_markdown(store, out, conversation_ids))
+            out.flush()
+            out.detach()  # the handle is atomic_output's to close
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}; nothing was "
+                        "exported") from None
+    return count
 
 
 def _when(timestamp: float) -> str:
@@ -91,9 +132,12 @@ def conversation_markdown(conversation: Conversation, messages: Iterable[Message
 
 def write_markdown(store: HistoryStore, out: TextIO,
                    conversation_ids: Iterable[int] | None = None) -> int:
-    """Write the conversations as Markdown, separated by rules; returns how many."""
-    conversations = (list(reversed(store.conversations())) if conversation_ids is None
-                     else [c for i in conversation_ids if (c := store.conversation(i))])
+    """Write the conversations as Markdown, separated by rules; returns how many.
+
+    Raises:
+        UserError: an id of no stored conversation (nothing is written).
+    """
+    conversations = _asked(store, conversation_ids)
     for index, conversation in enumerate(conversations):
         if index:
             out.write("\n---\n\n")

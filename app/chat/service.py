@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from app.chat.base_url import normalise_base_url
 from app.chat.endpoints import EndpointStore
-from app.chat.export import ReasoningExport, write_jsonl, write_markdown
+from app.chat.export import ReasoningExport, export_to_file
 from app.chat.history import HistoryStore, Message
 from app.chat.targets import ChatTarget, backend_target, endpoint_target
 from app.errors import UserError
@@ -212,18 +212,13 @@ class ChatService:
 
     def export(self, path: Path, fmt: str, ids: list[int] | None = None, *,
                reasoning: ReasoningExport = "omit") -> int:
-        """Write conversations (all, or `ids`) as JSONL or Markdown; how many went in.
+        """Write conversations (all, or `ids`) as JSONL or Markdown; how many went in
+        (every one asked for).
 
         Raises:
-            UserError: the file cannot be written.
+            UserError: an id of no stored conversation, or the file cannot be written.
         """
-        try:
-            with path.open("w", encoding="utf-8") as out:
-                if fmt == "jsonl":
-                    return write_jsonl(self.history, out, ids, reasoning=reasoning)
-                return write_markdown(self.history, out, ids)
-        except OSError as exc:
-            raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+        return export_to_file(self.history, path, fmt, ids, reasoning)
 
     def save_endpoint(self, name: str, url: str, api_key: str | None) -> ChatTarget:
         """Raises UserError: a bad URL, a name a running backend has, or no keyring."""

@@ -17,7 +17,7 @@ from app.engines.recipes import launch_spec, model_arch
 from app.engines.spec import LaunchSpec
 from app.errors import UserError
 from app.runtime.backend import LABEL
-from app.settings import write_atomically
+from app.user_files import write_atomically
 
 FIRST_PORT = 8080
 COMPOSE_FILE = "docker-compose.yml"

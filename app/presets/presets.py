@@ -9,6 +9,7 @@ folder, so the shipped file is never touched and "reset" is deleting the user's 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
@@ -20,6 +21,13 @@ import tomli_w
 
 from app.errors import UserError
 from app.presets.thinking import sampling_for
+from app.user_files import (
+    UserFileError,
+    folder_lock,
+    read_text,
+    saving_failed,
+    write_atomically,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,29 +109,58 @@ def preset_from_toml(text: str, *, builtin: bool = False, source: str = "") -> P
     """
     try:
         data = tomllib.loads(text)
-        request = dict(data.get("request", {}))
+        request = _table(data, "request")
         sampling = {k: request.pop(k) for k in SAMPLING_KEYS if k in request}
-        sampling.update(request.pop("sampling", {}))
+        sampling.update(_table(request, "sampling"))
+        request.pop("sampling", None)
+        for key, value in sampling.items():
+            if key not in SAMPLING_KEYS:
+                raise ValueError(f"unknown sampling key {key!r}")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"sampling {key} must be a number, not {value!r}")
+        name, description = data["name"], data.get("description", "")
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError("name must be non-empty text")
+        if not isinstance(description, str):
+            raise ValueError(f"description must be text, not {description!r}")
         return Preset(
-            name=str(data["name"]),
-            description=str(data.get("description", "")),
+            name=name,
+            description=description,
             request=_checked(RequestSettings(**request, sampling=sampling)),
-            launch=_checked(LaunchSettings(**data.get("launch", {}))),
+            launch=_checked(LaunchSettings(**_table(data, "launch"))),
             builtin=builtin,
         )
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
         raise PresetError(f"preset {source or '(text)'} cannot be read: {exc}") from exc
 
 
+def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """A copy of table `key` of `data` (empty if absent).
+
+    Raises:
+        ValueError: `key` is there but no table.
+    """
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} must be a table, not {value!r}")
+    return dict(value)
+
+
 def _checked(settings: Any) -> Any:
     for name, value in asdict(settings).items():
+        if name == "system_prompt" and value is not None and not isinstance(value, str):
+            raise ValueError(f"system_prompt must be text, not {value!r}")
+        if name == "reasoning_budget" and value is not None and (
+                isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"reasoning_budget must be a whole number, not {value!r}")
         if name == "thinking" and value is not None and not isinstance(value, bool):
             raise ValueError("thinking must be true or false")
         if name == "context" and value is not None and value != "max" and (
-                not isinstance(value, int) or value < 256):
+                isinstance(value, bool) or not isinstance(value, int) or value < 256):
             raise ValueError(f"context must be an integer >= 256 or \"max\", not {value!r}")
         if name in ("batch", "ubatch", "parallel", "expert_count", "max_tokens") and (
-                value is not None and (not isinstance(value, int) or value < 1)):
+                value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                       or value < 1)):
             raise ValueError(f"{name} must be a positive integer, not {value!r}")
     return settings
 
@@ -136,7 +173,8 @@ def _file_name(name: str) -> str:
 
 
 class PresetStore:
-    """The shipped presets overlaid with the user's."""
+    """The shipped presets overlaid with the user's; `problems` lists the user's files
+    that could not be read (each by path and why), refreshed by every `all()`."""
 
     def __init__(self, user_folder: Path) -> None:
         self.user_folder = user_folder
@@ -152,34 +190,72 @@ class PresetStore:
                 found[preset.name] = preset
         return found
 
-    def all(self) -> dict[str, Preset]:
-        """Every preset by name: shipped ones first (in file order), then the user's."""
-        presets = self._builtin()
+    def _user_files(self) -> tuple[dict[Path, Preset], dict[Path, str]]:
+        """The user's preset files: those read (path → preset) and those not (→ why)."""
+        presets: dict[Path, Preset] = {}
+        bad: dict[Path, str] = {}
         if self.user_folder.is_dir():
             for path in sorted(self.user_folder.glob("*.toml")):
                 try:
-                    preset = preset_from_toml(path.read_text(encoding="utf-8"), source=str(path))
-                except (PresetError, OSError) as exc:
-                    self.problems.append(str(exc))
-                    log.warning("%s", exc)
-                    continue
-                shipped = presets.get(preset.name)
-                presets[preset.name] = replace(preset, builtin=shipped is not None)
+                    text = read_text(path)
+                    if text is not None:
+                        presets[path] = preset_from_toml(text, source=str(path))
+                except UserFileError as exc:
+                    bad[path] = f"preset file {exc}"
+                except PresetError as exc:
+                    bad[path] = str(exc)
+        return presets, bad
+
+    def all(self) -> dict[str, Preset]:
+        """Every preset by name: shipped ones first (in file order), then the user's."""
+        presets = self._builtin()
+        found, bad = self._user_files()
+        self.problems = list(bad.values())
+        for problem in self.problems:
+            log.info("%s", problem)  # said by the caller: the window, `rigdeck problems`
+        for preset in found.values():
+            presets[preset.name] = replace(preset, builtin=preset.name in presets)
         return presets
 
     def get(self, name: str) -> Preset:
         """Raises PresetError if there is none of that name."""
+        presets = self.all()
         try:
-            return self.all()[name]
+            return presets[name]
         except KeyError:
+            unread = (f"; {len(self.problems)} preset file(s) could not be read: "
+                      + "; ".join(self.problems)) if self.problems else ""
             raise PresetError(f"no preset named {name!r} (known: "
-                              f"{', '.join(self.all())})") from None
+                              f"{', '.join(presets)}){unread}") from None
 
     def save(self, preset: Preset) -> Path:
-        """Write the preset to the user folder (an edited default becomes the user's copy)."""
-        self.user_folder.mkdir(parents=True, exist_ok=True)
-        path = self.user_folder / _file_name(preset.name)
-        path.write_text(preset.to_toml(), encoding="utf-8")
+        """Write the preset to the user folder (an edited default becomes the user's copy):
+        to the file holding it already, else to the file its name makes; a file holding
+        another preset, or one that cannot be read, is never overwritten.
+
+        Raises:
+            PresetError: the name makes no file name, the file is another preset's, or the
+                disk is full (the old file is then unchanged).
+        """
+        with folder_lock(self.user_folder):
+            found, bad = self._user_files()
+            path = next((p for p, r in found.items() if r.name == preset.name), None)
+            if path is None:
+                path = self.user_folder / _file_name(preset.name)
+                if path in bad:
+                    raise PresetError(f"preset {preset.name!r} would be saved as {path}, "
+                                      f"which cannot be read ({bad[path]}); nothing was "
+                                      "overwritten: fix or remove that file first")
+                if path in found or os.path.lexists(path):
+                    other = found[path].name if path in found else "another file"
+                    raise PresetError(f"preset {preset.name!r} would be saved as {path.name}"
+                                      f", which holds {other!r}; nothing was overwritten: "
+                                      "give the preset another name")
+            try:
+                write_atomically(path, preset.to_toml().encode("utf-8"))
+            except OSError as exc:
+                raise PresetError(str(saving_failed(f"preset {preset.name!r}", path, exc))
+                                  ) from exc
         return path
 
     def copy(self, name: str, new_name: str) -> Preset:
@@ -188,15 +264,22 @@ class PresetStore:
         Raises:
             PresetError: no such preset, or `new_name` is taken.
         """
-        if new_name in self.all():
-            raise PresetError(f"a preset named {new_name!r} already exists")
-        copied = replace(self.get(name), name=new_name, builtin=False)
-        self.save(copied)
+        with folder_lock(self.user_folder):
+            if new_name in self.all():
+                raise PresetError(f"a preset named {new_name!r} already exists")
+            copied = replace(self.get(name), name=new_name, builtin=False)
+            self.save(copied)
         return copied
 
     def delete(self, name: str) -> None:
-        """Delete the user's preset (for an edited default: back to the shipped one)."""
-        path = self.user_folder / _file_name(name)
-        if not path.exists():
-            raise PresetError(f"{name!r} is not one of your presets")
-        path.unlink()
+        """Delete the user's preset (for an edited default: back to the shipped one).
+
+        Raises:
+            PresetError: the user has no preset of that name.
+        """
+        with folder_lock(self.user_folder):
+            paths = [p for p, r in self._user_files()[0].items() if r.name == name]
+            if not paths:
+                raise PresetError(f"{name!r} is not one of your presets")
+            for path in paths:
+                path.unlink(missing_ok=True)

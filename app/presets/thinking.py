@@ -18,6 +18,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from app.user_files import UserFileError, folder_lock, read_text, write_atomically
+
 log = logging.getLogger(__name__)
 
 THINKING_SAMPLING: dict[str, float | int] = {"temperature": 0.6, "top_p": 0.95, "top_k": 20,
@@ -116,18 +118,35 @@ def switch_was_ignored(thinking: bool | None, reasoning: str) -> bool:
 
 
 class ThinkingMemory:
-    """Backends found to ignore enable_thinking, kept in a small JSON file in the data folder."""
+    """Backends found to ignore enable_thinking, kept in a small JSON file in the data
+    folder; `problems` says why the file could not be read (it is then started afresh)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._soft: set[str] = set()
+        self.problems: list[str] = []
+        self._soft = self._read()
+
+    def _read(self) -> set[str]:
         try:
-            data = json.loads(path.read_text())
-            self._soft = {str(k) for k in data.get("soft_switch", [])}
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError, AttributeError) as exc:
-            log.warning("ignoring unreadable %s: %s", path, exc)
+            text = read_text(self.path)
+            data = json.loads(text) if text is not None else {}
+            listed = data.get("soft_switch", []) if isinstance(data, dict) else None
+            if not isinstance(listed, list) or not all(isinstance(k, str) for k in listed):
+                raise ValueError("soft_switch must be a list of backend names")
+        except UserFileError as exc:
+            self._unreadable(str(exc))
+            return set()
+        except ValueError as exc:  # JSON or its shape; RecursionError is not a ValueError
+            self._unreadable(f"{self.path}: {exc}")
+            return set()
+        except RecursionError:
+            self._unreadable(f"{self.path}: nested too deeply")
+            return set()
+        return set(listed)
+
+    def _unreadable(self, why: str) -> None:
+        self.problems = [f"thinking-switch memory {why}; it starts afresh"]
+        log.info("%s", self.problems[0])  # said by the window at start, `rigdeck problems`
 
     def support(self, backend: str, detected: ThinkingSupport) -> ThinkingSupport:
         """`detected`, unless answers showed this backend needs the soft switch."""
@@ -138,9 +157,16 @@ class ThinkingMemory:
         return detected
 
     def use_soft_switch(self, backend: str) -> None:
+        """Remember `backend` (merged with what another Rigdeck wrote meanwhile); a file
+        that cannot be written is logged: the memory is a cache, the answer is not lost."""
         if backend in self._soft:
             return
         self._soft.add(backend)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps({"soft_switch": sorted(self._soft)}, indent=1))
+        try:
+            with folder_lock(self.path.parent):
+                self._soft |= self._read()
+                write_atomically(self.path, json.dumps(
+                    {"soft_switch": sorted(self._soft)}, indent=1).encode("utf-8"))
+        except OSError as exc:
+            log.warning("cannot save %s: %s", self.path, exc.strerror or exc)
         log.info("backend %s ignores enable_thinking; using the soft switch", backend)

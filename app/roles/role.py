@@ -105,31 +105,58 @@ def _role(data: dict[str, Any], builtin: bool) -> Role:
     name = data["name"]
     if not isinstance(name, str) or not name.strip():
         raise ValueError("name must be non-empty text")
-    colour = str(data.get("colour", DEFAULT_COLOUR))
-    if not COLOUR_RE.match(colour):
+    texts = {key: data.get(key, "") for key in ("icon", "description", "system_prompt")}
+    for key, value in texts.items():
+        if not isinstance(value, str):
+            raise ValueError(f"{key} must be text, not {_toml_kind(value)}")
+    colour = data.get("colour", DEFAULT_COLOUR)
+    if not isinstance(colour, str) or not COLOUR_RE.match(colour):
         raise ValueError(f"colour must look like #1e88e5, not {colour!r}")
     thinking = data.get("thinking")
     if thinking is not None and not isinstance(thinking, bool):
         raise ValueError("thinking must be true or false")
-    sampling = dict(data.get("sampling", {}))
-    for key, value in sampling.items():
+    sampling = _sampling(data.get("sampling", {}))
+    adapters = _adapters(data.get("adapters", []))
+    bases = data.get("base_models", [])
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ValueError("base_models must be a list of paths")
+    return Role(name=name.strip(), icon=texts["icon"], colour=colour,
+                description=texts["description"], adapters=tuple(adapters),
+                system_prompt=texts["system_prompt"], sampling=sampling,
+                thinking=thinking, base_models=tuple(bases), builtin=builtin)
+
+
+def _sampling(raw: Any) -> dict[str, float | int]:
+    if not isinstance(raw, dict):
+        raise ValueError(f"sampling must be a table, not {_toml_kind(raw)}")
+    for key, value in raw.items():
         if key not in SAMPLING_KEYS:
             raise ValueError(f"unknown sampling key {key!r}; known: {', '.join(SAMPLING_KEYS)}")
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"sampling {key} must be a number, not {value!r}")
+    return dict(raw)
+
+
+def _adapters(raw: Any) -> list[RoleAdapter]:
+    if not isinstance(raw, list):
+        raise ValueError(f"adapters must be a list of tables ([[adapters]]), not "
+                         f"{_toml_kind(raw)}")
     adapters = []
-    for raw in data.get("adapters", []):
-        path = raw["path"]
-        scale = raw.get("scale", 1.0)
+    for entry in raw:
+        if not isinstance(entry, dict):
+            raise ValueError(f"an adapter must be a table with a path, not {_toml_kind(entry)}")
+        path = entry["path"]
+        scale = entry.get("scale", 1.0)
         if not isinstance(path, str) or not path.strip():
             raise ValueError("an adapter needs a path")
         if isinstance(scale, bool) or not isinstance(scale, int | float):
             raise ValueError(f"adapter scale must be a number, not {scale!r}")
         adapters.append(RoleAdapter(path, float(scale)))
-    bases = data.get("base_models", [])
-    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
-        raise ValueError("base_models must be a list of paths")
-    return Role(name=name.strip(), icon=str(data.get("icon", "")), colour=colour,
-                description=str(data.get("description", "")), adapters=tuple(adapters),
-                system_prompt=str(data.get("system_prompt", "")), sampling=sampling,
-                thinking=thinking, base_models=tuple(bases), builtin=builtin)
+    return adapters
+
+
+def _toml_kind(value: object) -> str:
+    """A TOML value's kind in words, for messages ("a list", "a number")."""
+    kinds = ((bool, "true/false"), (int | float, "a number"), (str, "text"),
+             (list, "a list"), (dict, "a table"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), "a date or time")

@@ -11,15 +11,22 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import tomli_w
 
 from app.errors import UserError
-from app.settings import setting_place, write_atomically
+from app.settings import setting_place
+from app.user_files import (
+    UserFileError,
+    folder_lock,
+    read_toml,
+    saving_failed,
+    write_atomically,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,26 +122,54 @@ def processes_host(bind_address: str = "127.0.0.1") -> Host:
 
 
 class HostsStore:
-    """The remote hosts the user added, in `hosts.toml`."""
+    """The remote hosts the user added, in `hosts.toml`.
+
+    `problems` says what of the file could not be read (refreshed by every `load()`). An
+    entry that is not a host is kept in the file as it is when others are saved; while
+    the whole file cannot be read, changing it is refused rather than overwriting it.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.problems: list[str] = []
 
     def load(self) -> list[Host]:
-        if not self.path.exists():
-            return []
+        return self._read()[0]
+
+    def _read(self) -> tuple[list[Host], list[Any]]:
+        """The hosts, and the entries that are not hosts (kept as they are)."""
+        self.problems = []
         try:
-            raw = tomllib.loads(self.path.read_text(encoding="utf-8"))
-            return [Host(**entry) for entry in raw.get("host", [])]
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError, TypeError, OSError) as exc:
-            log.warning("hosts file %s unreadable: %s", self.path, exc)
-            return []
+            raw = read_toml(self.path)
+        except UserFileError as exc:
+            self._problem(f"hosts file {exc}")
+            return [], []
+        entries = (raw or {}).get("host", [])
+        if not isinstance(entries, list):
+            self._problem(f"hosts file {self.path}: host must be a list of tables ([[host]])")
+            return [], []
+        hosts: list[Host] = []
+        kept: list[Any] = []
+        for number, entry in enumerate(entries, 1):
+            why = _entry_problem(entry)
+            if why:
+                self._problem(f"hosts file {self.path}: entry {number}: {why}; left in the "
+                              "file as it is")
+                kept.append(entry)
+            else:
+                hosts.append(Host(**entry))
+        return hosts, kept
+
+    def _problem(self, text: str) -> None:
+        self.problems.append(text)
+        log.info("%s", text)  # said by the caller: the window at start, `rigdeck problems`
 
     def add(self, host: Host) -> None:
         """Add or replace a host by name.
 
         Raises:
-            UserError: a reserved name or a bad URL.
+            UserError: a reserved name, a bad URL, or a hosts file that cannot be read or
+                written (it is then unchanged).
         """
         if host.name in (LOCAL, PROCESSES):
             raise UserError(f"the host name {host.name!r} is reserved")
@@ -142,12 +177,44 @@ class HostsStore:
             raise UserError(f"{host.name!r} is not a host name: use letters, digits, '.', "
                             "'_' and '-' (up to 63)")
         check_url(host.url)
-        hosts = [h for h in self.load() if h.name != host.name] + [host]
-        self._save(hosts)
+        with folder_lock(self.path.parent):
+            hosts, kept = self._readable()
+            self._save([h for h in hosts if h.name != host.name] + [host], kept)
 
     def remove(self, name: str) -> None:
-        self._save([h for h in self.load() if h.name != name])
+        """Raises UserError: the hosts file cannot be read or written (it is unchanged)."""
+        with folder_lock(self.path.parent):
+            hosts, kept = self._readable()
+            self._save([h for h in hosts if h.name != name], kept)
 
-    def _save(self, hosts: list[Host]) -> None:
-        data = {"host": [asdict(h) for h in hosts]}
-        write_atomically(self.path, tomli_w.dumps(data).encode("utf-8"))
+    def _readable(self) -> tuple[list[Host], list[Any]]:
+        hosts, kept = self._read()
+        if self.problems and not kept:
+            raise UserError(f"{self.problems[0]}; fix or remove the file, then try again "
+                            "(it was left as it is)")
+        return hosts, kept
+
+    def _save(self, hosts: list[Host], kept: list[Any]) -> None:
+        data = {"host": [*(asdict(h) for h in hosts), *kept]}
+        try:
+            write_atomically(self.path, tomli_w.dumps(data).encode("utf-8"))
+        except OSError as exc:
+            raise saving_failed("the hosts", self.path, exc) from exc
+
+
+def _entry_problem(entry: Any) -> str:
+    """What keeps a [[host]] table from being a Host ("" when nothing does)."""
+    if not isinstance(entry, dict):
+        return "not a table"
+    known = {f.name: f.type for f in fields(Host)}
+    unknown = sorted(set(entry) - set(known))
+    if unknown:
+        return f"unknown key(s) {', '.join(unknown)}"
+    missing = [key for key in ("name", "url") if key not in entry]
+    if missing:
+        return f"no {' or '.join(missing)}"
+    for key, value in entry.items():
+        expected = bool if known[key] in (bool, "bool") else str
+        if not isinstance(value, expected):
+            return f"{key} must be {'true or false' if expected is bool else 'text'}"
+    return ""

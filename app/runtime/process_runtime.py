@@ -32,7 +32,8 @@ from app.engines.spec import LaunchSpec
 from app.errors import UserError
 from app.runtime.hosts import Host
 from app.runtime.observed import Foreign, Observed
-from app.settings import setting_place, write_atomically
+from app.settings import setting_place
+from app.user_files import write_atomically
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from app.chat.client import Timeouts
-from app.chat.export import write_jsonl, write_markdown
+from app.chat.export import export_to_file, write_jsonl, write_markdown
 from app.chat.history import HistoryStore
 from app.chat.service import ChatService
 from app.chat.session import TurnSettings
@@ -208,19 +208,14 @@ def _export(paths: AppPaths, args: argparse.Namespace) -> int:
     store = HistoryStore.in_data_folder(paths.data)
     ids = [args.conversation] if args.conversation is not None else None
     try:
-        if ids and store.conversation(ids[0]) is None:
-            raise UserError(f"no stored conversation {ids[0]} (see rigdeck chat --list)")
-        out: TextIO = (args.output.open("w", encoding="utf-8") if args.output
-                       else sys.stdout)
-        try:
-            if args.export == "jsonl":
-                count = write_jsonl(store, out, ids, reasoning=args.reasoning)
-            else:
-                count = write_markdown(store, out, ids)
-        finally:
-            if args.output:
-                out.close()
-        print(f"exported {count} conversation(s)", file=sys.stderr)
+        if args.output:
+            count = export_to_file(store, args.output, args.export, ids, args.reasoning)
+            where = f" to {args.output}"
+        elif args.export == "jsonl":
+            count, where = write_jsonl(store, sys.stdout, ids, reasoning=args.reasoning), ""
+        else:
+            count, where = write_markdown(store, sys.stdout, ids), ""
+        print(f"exported {count} conversation(s){where}", file=sys.stderr)
     finally:
         store.close()
     return 0

@@ -148,7 +148,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _with_roles(plan: LaunchPlan, paths: AppPaths) -> LaunchPlan:
     """`plan` with every fitting role's adapters; the roles left out are listed with why."""
-    roles = list(RoleStore(paths.config / "roles").all().values())
+    store = RoleStore(paths.config / "roles")
+    roles = list(store.all().values())
+    for problem in store.problems:
+        print(f"left out, cannot be read: {problem}")
     launch = plan_with_roles(plan, roles, model=load_entry(Path(plan.model)),
                              adapters=read_adapters(roles))
     print(f"roles preloaded: {', '.join(launch.roles) or 'none with adapters'}")

@@ -4,6 +4,7 @@ import tomllib
 from pathlib import Path
 
 from app.settings import Settings, SettingsStore
+from app.user_files import LOCK_NAME
 
 
 def test_settings_round_trip_through_the_file(tmp_path: Path) -> None:
@@ -82,7 +83,8 @@ def test_saving_leaves_no_temporary_files(tmp_path: Path) -> None:
     store = SettingsStore(tmp_path / "settings.toml")
     for theme in ("dark", "light", "system"):
         store.set("theme", theme)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["settings.toml"]
+    # the folder's lock file stays: removing it while another process waits on it is racy
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_NAME, "settings.toml"]
 
 
 def test_every_setting_has_a_description() -> None:
@@ -90,3 +92,22 @@ def test_every_setting_has_a_description() -> None:
 
     for spec in fields(Settings):
         assert Settings.description(spec.name).strip()
+
+
+def test_a_change_made_elsewhere_meanwhile_is_kept(tmp_path: Path) -> None:
+    window = SettingsStore(tmp_path / "settings.toml")
+    command_line = SettingsStore(tmp_path / "settings.toml")
+    command_line.set("theme", "dark")
+    window.set("last_page", "chat")  # the window still holds the old theme
+    again = SettingsStore(tmp_path / "settings.toml")
+    assert (again.get("theme"), again.get("last_page")) == ("dark", "chat")
+
+
+def test_a_fifo_or_device_as_settings_is_set_aside(tmp_path: Path) -> None:
+    import os
+
+    path = tmp_path / "settings.toml"
+    os.mkfifo(path)
+    store = SettingsStore(path)
+    assert store.get("theme") == "system"
+    assert "is a FIFO (named pipe), not a file" in store.problems[0]

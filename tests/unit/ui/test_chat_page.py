@@ -114,8 +114,13 @@ def test_search_rename_and_delete(seeded_page: ChatPage) -> None:
 
 
 def test_export_writes_jsonl(seeded_page: ChatPage, tmp_path: Path) -> None:
-    assert seeded_page.export_to(tmp_path / "all.jsonl", "jsonl", current_only=False) == 1
-    assert '"content": "How do I reverse a list?"' in (tmp_path / "all.jsonl").read_text()
+    # every conversation, the one whose question got no answer too
+    assert seeded_page.export_to(tmp_path / "all.jsonl", "jsonl", current_only=False) == 2
+    text = (tmp_path / "all.jsonl").read_text()
+    assert '"content": "How do I reverse a list?"' in text
+    assert '"content": "Something with rye?"' in text
+    assert seeded_page._services.notifier.history[-1].text == (
+        f"Exported 2 conversation(s) to {tmp_path / 'all.jsonl'}")
 
 
 def test_a_template_without_a_switch_disables_think_with_the_reason(page: ChatPage) -> None:

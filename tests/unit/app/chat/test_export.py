@@ -16,22 +16,25 @@ def make_store() -> HistoryStore:
     writer = store.begin_reply(chat.id, model="qwen3")
     writer.extend([Piece("reasoning", "Say hello."), Piece("answer", "Hello!")])
     writer.finish(state="done", tokens_per_s=30.0, ttft_s=0.1)
-    store.add_message(chat.id, "user", "and then?")  # no answer yet: dropped from JSONL
+    store.add_message(chat.id, "user", "and then?")  # no answer yet: kept, as stored
     failed = store.create_conversation("Failed")
     store.add_message(failed.id, "user", "Hi")
     store.begin_reply(failed.id).finish(state="error", error="Could not connect")
     return store
 
 
-def test_jsonl_has_one_line_per_complete_conversation() -> None:
+def test_jsonl_has_one_line_per_conversation_as_stored() -> None:
     store = make_store()
     out = io.StringIO()
-    assert write_jsonl(store, out) == 1
-    assert json.loads(out.getvalue()) == {"messages": [
+    assert write_jsonl(store, out) == 2
+    greeting, failed = (json.loads(line) for line in out.getvalue().splitlines())
+    assert greeting == {"messages": [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Hi"},
         {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "and then?"},
     ]}
+    assert failed == {"messages": [{"role": "user", "content": "Hi"}]}  # the empty failure left out
     store.close()
 
 
@@ -40,8 +43,9 @@ def test_jsonl_can_keep_the_reasoning() -> None:
     field, inline = io.StringIO(), io.StringIO()
     write_jsonl(store, field, reasoning="field")
     write_jsonl(store, inline, reasoning="inline")
-    assert json.loads(field.getvalue())["messages"][2]["reasoning_content"] == "Say hello."
-    assert json.loads(inline.getvalue())["messages"][2]["content"] == (
+    assert json.loads(field.getvalue().splitlines()[0])["messages"][2]["reasoning_content"] == (
+        "Say hello.")
+    assert json.loads(inline.getvalue().splitlines()[0])["messages"][2]["content"] == (
         "<think>\nSay hello.\n</think>\n\nHello!")
     store.close()
 

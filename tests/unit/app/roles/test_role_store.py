@@ -72,6 +72,13 @@ def test_export_then_import_elsewhere(tmp_path: Path) -> None:
     ("name = 'A'\n[sampling]\nwarmth = 1", "unknown sampling key"),
     ("name = 'A'\n[[adapters]]\nscale = 1.0", "cannot be read"),
     ("name = 'A'\n[[adapters]]\npath = '/a'\nscale = 'big'", "scale must be a number"),
+    ("name = 'A'\nsystem_prompt = ['x']", "system_prompt must be text, not a list"),
+    ("name = 'A'\ndescription = 3", "description must be text, not a number"),
+    ("name = 'A'\nicon = {}", "icon must be text, not a table"),
+    ("name = 'A'\ncolour = 5", "colour must look like"),
+    ("name = 'A'\nsampling = 0.5", "sampling must be a table"),
+    ("name = 'A'\nadapters = '/a.gguf'", "adapters must be a list of tables"),
+    ("name = 'A'\nadapters = ['/a.gguf']", "an adapter must be a table"),
 ])
 def test_bad_role_text_says_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(RoleError, match=message):
@@ -96,3 +103,43 @@ def test_importing_a_missing_or_non_role_file_fails_clearly(tmp_path: Path) -> N
     binary.write_bytes(b"GGUF\x03\x00\xff\xfe")
     with pytest.raises(RoleError):
         store.import_file(binary)
+
+
+def test_a_name_that_makes_another_roles_file_name_is_refused(tmp_path: Path) -> None:
+    store = RoleStore(tmp_path / "roles")
+    store.save(Role(name="My Role", system_prompt="Mine."))
+    incoming = tmp_path / "incoming.toml"
+    incoming.write_text('name = "my role!"\nsystem_prompt = "Theirs."\n', encoding="utf-8")
+    for overwrite in (False, True):  # --replace replaces a role of the same name only
+        with pytest.raises(RoleError, match=r"my-role\.toml, the file of your role 'My Role'"
+                           r".*nothing was overwritten"):
+            store.import_file(incoming, overwrite=overwrite)
+    with pytest.raises(RoleError, match="nothing was overwritten"):
+        store.save(Role(name="MY ROLE"))
+    assert store.get("My Role").system_prompt == "Mine."
+    assert "my role!" not in store.all()
+    store.save(Role(name="my role!"), replaces="My Role")  # a rename to it is fine
+    assert "My Role" not in store.all()
+    assert [p.name for p in (tmp_path / "roles").glob("*.toml")] == ["my-role.toml"]
+
+
+def test_an_unreadable_file_is_never_overwritten(tmp_path: Path) -> None:
+    folder = tmp_path / "roles"
+    folder.mkdir()
+    (folder / "chef.toml").write_bytes(b'name = "Chef\xff"\n')
+    store = RoleStore(folder)
+    with pytest.raises(RoleError, match=r"chef\.toml, which is there but cannot be read"):
+        store.save(Role(name="Chef"))
+    assert (folder / "chef.toml").read_bytes() == b'name = "Chef\xff"\n'
+
+
+def test_a_role_is_saved_to_the_file_that_holds_it(tmp_path: Path) -> None:
+    folder = tmp_path / "roles"
+    folder.mkdir()
+    (folder / "mine.toml").write_text('name = "Chef"\n', encoding="utf-8")
+    store = RoleStore(folder)
+    store.save(Role(name="Chef", system_prompt="Cook."))
+    assert sorted(p.name for p in folder.glob("*.toml")) == ["mine.toml"]
+    assert store.get("Chef").system_prompt == "Cook."
+    store.delete("Chef")
+    assert list(folder.glob("*.toml")) == []

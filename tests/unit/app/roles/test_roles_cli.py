@@ -47,3 +47,20 @@ def test_mistakes_are_messages_and_exit_2(argv: list[str], message: str,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_import_refuses_a_name_that_makes_another_roles_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mine, theirs = tmp_path / "mine.toml", tmp_path / "theirs.toml"
+    mine.write_text('name = "My Role"\nsystem_prompt = "Mine."\n', encoding="utf-8")
+    theirs.write_text('name = "my role!"\nsystem_prompt = "Theirs."\n', encoding="utf-8")
+    assert main(["roles", "--import", str(mine)]) == 0
+    capsys.readouterr()
+    assert main(["roles", "--import", str(theirs), "--replace"]) == 2
+    err = capsys.readouterr().err
+    assert "the file of your role 'My Role'" in err
+    assert "nothing was overwritten: give the role another name" in err
+    assert main(["roles", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["roles"]}
+    assert rows["My Role"]["system_prompt"] == "Mine."
+    assert "my role!" not in rows
