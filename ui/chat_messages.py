@@ -170,6 +170,9 @@ class MessageListWidget(QScrollArea):
                                                          message.content):
                 break
             keep += 1
+        for widget, message in zip(self.widgets[:keep], messages, strict=False):
+            if widget.message != message:  # a reply kept in memory is saved now, say
+                widget.show_message(message)
         for widget in self.widgets[keep:]:
             _drop(widget)
         del self.widgets[keep:]

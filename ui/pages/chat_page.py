@@ -265,12 +265,19 @@ class ChatPage(QWidget):
 
     def rename_conversation(self, title: str) -> None:
         if self.conversation_id is not None:
-            self.chat.history.rename(self.conversation_id, title)
+            try:
+                self.chat.history.rename(self.conversation_id, title)
+            except UserError as exc:  # the data disk is full
+                self._services.notifier.error("Renaming the conversation", exc)
             self.refresh_conversations()
 
     def _on_delete_button_clicked(self) -> None:
         if self.conversation_id is not None and not self.controller.running:
-            self.chat.history.delete(self.conversation_id)
+            try:
+                self.chat.history.delete(self.conversation_id)
+            except UserError as exc:
+                self._services.notifier.error("Deleting the conversation", exc)
+                return
             self.conversation_id = None
             self.refresh_conversations()
             self.open_conversation(None)
@@ -546,8 +553,12 @@ class ChatPage(QWidget):
         settings = self._settings() if target is not None else None
         if target is None or settings is None:
             return
-        run = self.chat.send(self.conversation_id, text, target, settings,
-                             replacing=self._editing)
+        try:
+            run = self.chat.send(self.conversation_id, text, target, settings,
+                                 replacing=self._editing)
+        except UserError as exc:  # the data disk is full: the text stays in the box
+            self._services.notifier.error("Sending the message", exc)
+            return
         self.conversation_id = run.conversation_id
         self._editing = None
         self.input.clear()
@@ -561,7 +572,11 @@ class ChatPage(QWidget):
         settings = self._settings() if target is not None else None
         if target is None or settings is None:
             return
-        run = self.chat.regenerate(self.conversation_id, target, settings)
+        try:
+            run = self.chat.regenerate(self.conversation_id, target, settings)
+        except UserError as exc:
+            self._services.notifier.error("Regenerating the reply", exc)
+            return
         if run is not None:
             self._start_reply(run)
 
