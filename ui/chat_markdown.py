@@ -2,12 +2,16 @@
 
 A streaming answer grows at its end, so the view updates incrementally: only the last
 segment's text changes until a new fence opens or closes, and earlier widgets are kept.
+An answer longer than `MARKDOWN_CHARS` is not laid out as Markdown (64 KB took 110 ms,
+100 MB minutes): its start and end are shown as plain text with "Show all"
+(ui/chat_long_text.py).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSizeF, Qt
 from PySide6.QtGui import QFontDatabase, QGuiApplication
@@ -21,6 +25,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+if TYPE_CHECKING:  # it imports TextView from here
+    from ui.chat_long_text import LongTextWidget
 
 _FENCE = re.compile(r"^(```|~~~)[ \t]*([\w+#.-]*)[^\n]*$", re.MULTILINE)
 
@@ -126,6 +133,11 @@ class CodeBlockWidget(QFrame):
         self.copy_button.setText("Copied")
 
 
+MARKDOWN_CHARS = 20_000
+"""The longest answer rendered as Markdown (about 40 ms to lay out); a longer one is
+shown as plain text, its start and end first."""
+
+
 class MarkdownView(QWidget):
     """Renders one message's Markdown; `set_markdown` may be called at every repaint."""
 
@@ -135,19 +147,36 @@ class MarkdownView(QWidget):
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._segments: list[Segment] = []
         self._widgets: list[QWidget] = []
+        self.long_text: LongTextWidget | None = None
+        """The plain-text view of an answer too long for Markdown, once there is one."""
         self.markdown = ""
 
     def set_markdown(self, markdown: str) -> None:
         if markdown == self.markdown:
             return
         self.markdown = markdown
-        segments = split_segments(markdown)
+        if len(markdown) > MARKDOWN_CHARS:
+            self._set_segments([])
+            if self.long_text is None:
+                from ui.chat_long_text import LongTextWidget
+
+                self.long_text = LongTextWidget()
+                self._layout.addWidget(self.long_text)
+            self.long_text.set_text(markdown)
+            self.long_text.setVisible(True)
+            return
+        if self.long_text is not None:
+            self.long_text.setVisible(False)
+        self._set_segments(split_segments(markdown))
+
+    def _set_segments(self, segments: list[Segment]) -> None:
         keep = 0
         for old, new in zip(self._segments, segments, strict=False):
             if old.kind != new.kind:
                 break
             keep += 1
         for widget in self._widgets[keep:]:
+            widget.hide()  # at once: a deleted-later widget is painted until it goes
             widget.deleteLater()
         del self._widgets[keep:]
         # The last kept segment may have grown (streaming): update it in place.

@@ -7,6 +7,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QFrame,
     QLabel,
+    QPushButton,
     QScrollArea,
     QToolButton,
     QVBoxLayout,
@@ -14,7 +15,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.chat.history import Message
-from ui.chat_markdown import MarkdownView
+from ui.chat_long_text import LongTextWidget
+from ui.chat_markdown import MARKDOWN_CHARS, MarkdownView
 
 _ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
 
@@ -44,7 +46,7 @@ class ThinkingBlock(QWidget):
 
     def __init__(self) -> None:
         super().__init__()
-        layout = QVBoxLayout(self)
+        self._layout = layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.toggle = QToolButton()
         self.toggle.setCheckable(True)
@@ -62,6 +64,8 @@ class ThinkingBlock(QWidget):
                                 " padding-left: 18px; }")
         self.body.setVisible(False)
         layout.addWidget(self.body)
+        self.long_body: LongTextWidget | None = None
+        """Thinking too long for the label, shown in part (made when first needed)."""
         self.tokens = 0
         self.thinking_now = False
         self._text = ""
@@ -71,16 +75,31 @@ class ThinkingBlock(QWidget):
         self.thinking_now = streaming
         verb = "Thinking…" if streaming else "Thought"
         self.toggle.setText(f"{verb} ({tokens} tokens)")
-        if self.body.isVisible() or not self.body.text():
-            self.body.setText(text)
         self._text = text
+        if self.toggle.isChecked():
+            self._show_text()
         self.setVisible(bool(text))
+
+    def _show_text(self) -> None:
+        """The text in the label, or start and end with "Show all" when it is long."""
+        long = len(self._text) > MARKDOWN_CHARS
+        if long and self.long_body is None:
+            self.long_body = LongTextWidget()
+            self._layout.addWidget(self.long_body)
+        if self.long_body is not None:
+            self.long_body.set_text(self._text if long else "")
+            self.long_body.setVisible(long)
+        self.body.setText("" if long else self._text)
+        self.body.setVisible(not long)
 
     def _on_toggle_toggled(self, shown: bool) -> None:
         self.toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
         if shown:
-            self.body.setText(self._text)
-        self.body.setVisible(shown)
+            self._show_text()
+        else:
+            self.body.setVisible(False)
+            if self.long_body is not None:
+                self.long_body.setVisible(False)
 
 
 class MessageWidget(QFrame):
@@ -133,8 +152,20 @@ def _drop(widget: QWidget) -> None:
     widget.deleteLater()
 
 
+EAGER_MESSAGES = 40
+"""The newest messages of a conversation built when it opens; older ones wait behind
+"Show earlier messages" (a message widget takes about 10 ms to build)."""
+BUILD_BATCH = 1
+"""Message widgets built per event-loop turn, newest first."""
+
+
 class MessageListWidget(QScrollArea):
-    """The conversation, top to bottom; follows the end while the user has not scrolled up."""
+    """The conversation, top to bottom; follows the end while the user has not scrolled up.
+
+    Widgets are built lazily: the newest few at once, the rest of the newest
+    `EAGER_MESSAGES` a few per event-loop turn, older ones when asked for, so a long
+    conversation never stalls the window while it opens.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -142,21 +173,44 @@ class MessageListWidget(QScrollArea):
         self.setFrameShape(QFrame.Shape.NoFrame)
         body = QWidget()
         self._layout = QVBoxLayout(body)
+        self.earlier_button = QPushButton()
+        self.earlier_button.setFlat(True)
+        self.earlier_button.clicked.connect(self._on_earlier_button_clicked)
+        self.earlier_button.setVisible(False)
+        self._layout.addWidget(self.earlier_button)
         self._layout.addStretch(1)
         self.setWidget(body)
+        self.messages: list[Message] = []
+        """Every message of the conversation shown."""
         self.widgets: list[MessageWidget] = []
+        """The widgets built so far: those of `messages[first:]`."""
+        self.first = 0
+        self._goal = 0
+        self._build_timer = QTimer(self)
+        self._build_timer.setInterval(0)
+        self._build_timer.timeout.connect(self._on_build_timer_timeout)
         self._follow = True
         self.verticalScrollBar().valueChanged.connect(self._on_scrollbar_value_changed)
         self.verticalScrollBar().rangeChanged.connect(self._on_scrollbar_range_changed)
+
+    @property
+    def building(self) -> bool:
+        """Whether widgets are still being built for messages asked for."""
+        return self._build_timer.isActive()
 
     def set_messages(self, messages: list[Message]) -> None:
         for widget in self.widgets:
             _drop(widget)
         self.widgets = []
-        for message in messages:
-            self.append(message)
+        self.messages = list(messages)
+        self.first = len(messages)
+        self._build_down_to(max(0, len(messages) - EAGER_MESSAGES))
         self._follow = True
         QTimer.singleShot(0, self._scroll_to_end)
+
+    def show_earlier(self) -> None:
+        """Build the widgets of the previous `EAGER_MESSAGES` messages."""
+        self._build_down_to(max(0, self.first - EAGER_MESSAGES))
 
     def sync(self, messages: list[Message]) -> None:
         """Show `messages`, keeping the widgets of those already shown (same id and text,
@@ -164,23 +218,59 @@ class MessageListWidget(QScrollArea):
         all. The text counts too: an edited message stored after its old self was deleted
         may get the old one's id back (SQLite reuses the highest rowid)."""
         keep = 0
-        for widget, message in zip(self.widgets, messages, strict=False):
-            shown = widget.message
+        for shown, message in zip(self.messages, messages, strict=False):
             if (shown.id, shown.role, shown.content) != (message.id, message.role,
                                                          message.content):
                 break
             keep += 1
-        for widget in self.widgets[keep:]:
+        if keep < self.first:  # a message not built yet changed: build afresh
+            self.set_messages(messages)
+            return
+        built = keep - self.first
+        for widget, message in zip(self.widgets[:built], messages[self.first:keep],
+                                   strict=True):
+            if widget.message != message:  # a reply kept in memory is saved now, say
+                widget.show_message(message)
+        for widget in self.widgets[built:]:
             _drop(widget)
-        del self.widgets[keep:]
+        del self.widgets[built:]
+        del self.messages[keep:]
         for message in messages[keep:]:
             self.append(message)
 
     def append(self, message: Message) -> MessageWidget:
         widget = MessageWidget(message)
         self._layout.insertWidget(self._layout.count() - 1, widget)
+        self.messages.append(message)
         self.widgets.append(widget)
         return widget
+
+    def _build_down_to(self, goal: int) -> None:
+        self._goal = goal
+        self._build_some()  # the newest at once: what the user looks at first
+        if self.first > self._goal:
+            self._build_timer.start()
+
+    def _build_some(self) -> None:
+        for _ in range(BUILD_BATCH):
+            if self.first <= self._goal:
+                break
+            self.first -= 1
+            widget = MessageWidget(self.messages[self.first])
+            self._layout.insertWidget(1, widget)  # below the "earlier" button
+            self.widgets.insert(0, widget)
+        waiting = self.first
+        self.earlier_button.setText(f"Show {waiting} earlier message"
+                                    f"{'' if waiting == 1 else 's'}")
+        self.earlier_button.setVisible(waiting > 0 and waiting <= self._goal)
+
+    def _on_build_timer_timeout(self) -> None:
+        self._build_some()
+        if self.first <= self._goal:
+            self._build_timer.stop()
+
+    def _on_earlier_button_clicked(self) -> None:
+        self.show_earlier()
 
     def _on_scrollbar_value_changed(self, value: int) -> None:
         bar = self.verticalScrollBar()

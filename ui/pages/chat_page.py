@@ -78,6 +78,8 @@ class ChatPage(QWidget):
         self._editing: int | None = None
         self._run: ReplyRun | None = None
         self._streaming_widget: MessageWidget | None = None
+        self._reading = 0
+        """Counts conversation reads begun; only the latest one's result is shown."""
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self._sidebar())
@@ -224,10 +226,28 @@ class ChatPage(QWidget):
         self.conversation_list.blockSignals(False)
 
     def open_conversation(self, conversation_id: int | None) -> None:
+        """Show a conversation; its messages are read on the task runner (a 100 MB reply
+        takes 0.3 s to read), and a later open or send makes an earlier read moot."""
         self.conversation_id = conversation_id
         self._editing = None
+        self._reading += 1
+        if conversation_id is None:
+            self._show_conversation(None, [])
+            return
+        reading, history = self._reading, self.chat.history
+        self._services.tasks.run(
+            lambda: history.messages(conversation_id), description="Reading the conversation",
+            on_done=lambda messages: self._on_messages_read(reading, conversation_id,
+                                                            messages))
+
+    def _on_messages_read(self, reading: int, conversation_id: int,
+                          messages: list[Message]) -> None:
+        if shiboken6.isValid(self) and reading == self._reading:
+            self._show_conversation(conversation_id, messages)
+
+    def _show_conversation(self, conversation_id: int | None, messages: list[Message]
+                           ) -> None:
         history = self.chat.history
-        messages = history.messages(conversation_id) if conversation_id else []
         self.message_list.set_messages(messages)
         conversation = history.conversation(conversation_id) if conversation_id else None
         if conversation and conversation.endpoint:
@@ -265,12 +285,19 @@ class ChatPage(QWidget):
 
     def rename_conversation(self, title: str) -> None:
         if self.conversation_id is not None:
-            self.chat.history.rename(self.conversation_id, title)
+            try:
+                self.chat.history.rename(self.conversation_id, title)
+            except UserError as exc:  # the data disk is full
+                self._services.notifier.error("Renaming the conversation", exc)
             self.refresh_conversations()
 
     def _on_delete_button_clicked(self) -> None:
         if self.conversation_id is not None and not self.controller.running:
-            self.chat.history.delete(self.conversation_id)
+            try:
+                self.chat.history.delete(self.conversation_id)
+            except UserError as exc:
+                self._services.notifier.error("Deleting the conversation", exc)
+                return
             self.conversation_id = None
             self.refresh_conversations()
             self.open_conversation(None)
@@ -546,8 +573,12 @@ class ChatPage(QWidget):
         settings = self._settings() if target is not None else None
         if target is None or settings is None:
             return
-        run = self.chat.send(self.conversation_id, text, target, settings,
-                             replacing=self._editing)
+        try:
+            run = self.chat.send(self.conversation_id, text, target, settings,
+                                 replacing=self._editing)
+        except UserError as exc:  # the data disk is full: the text stays in the box
+            self._services.notifier.error("Sending the message", exc)
+            return
         self.conversation_id = run.conversation_id
         self._editing = None
         self.input.clear()
@@ -561,7 +592,11 @@ class ChatPage(QWidget):
         settings = self._settings() if target is not None else None
         if target is None or settings is None:
             return
-        run = self.chat.regenerate(self.conversation_id, target, settings)
+        try:
+            run = self.chat.regenerate(self.conversation_id, target, settings)
+        except UserError as exc:
+            self._services.notifier.error("Regenerating the reply", exc)
+            return
         if run is not None:
             self._start_reply(run)
 
@@ -585,6 +620,7 @@ class ChatPage(QWidget):
     def _start_reply(self, run: ReplyRun) -> None:
         history = self.chat.history
         self._run = run
+        self._reading += 1  # a read still under way is older than this
         self.message_list.sync([m for m in history.messages(run.conversation_id)
                                 if m.id != run.message_id])
         message = history.message(run.message_id)
@@ -622,7 +658,7 @@ class ChatPage(QWidget):
         running = self.controller.running
         self.send_button.setText("Stop" if running else "Send")
         self.send_button.setEnabled(running or not self._relaunching)
-        has_messages = bool(self.message_list.widgets)
+        has_messages = bool(self.message_list.messages)
         self.regenerate_button.setEnabled(not running and has_messages)
         self.edit_button.setEnabled(not running and has_messages)
         for widget in (self.new_button, self.delete_button, self.preset_box):

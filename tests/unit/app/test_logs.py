@@ -1,6 +1,7 @@
 """The log file receives the app's messages with secrets masked."""
 
 import logging
+import logging.handlers
 
 import pytest
 
@@ -86,3 +87,30 @@ def test_health_checks_write_no_line_per_poll(app_paths: AppPaths) -> None:
             handler.close()
     assert "after the polls" in text
     assert "HTTP Request" not in text
+
+
+def test_the_log_is_private_to_its_user_and_an_older_one_is_tightened(
+        app_paths: AppPaths) -> None:
+    import stat
+
+    app_paths.logs.mkdir(parents=True, mode=0o755)
+    app_paths.logs.chmod(0o755)
+    older = app_paths.logs / "rigdeck.log.1"
+    older.write_text("from an older version\n", encoding="utf-8")
+    older.chmod(0o644)
+    configure_logging(app_paths)
+    try:
+        logging.getLogger("app.test").warning("a line")
+        rotating = next(h for h in logging.getLogger().handlers
+                        if isinstance(h, logging.handlers.RotatingFileHandler))
+        rotating.flush()
+        rotating.doRollover()  # the next file is made private too
+        logging.getLogger("app.test").warning("after the rollover")
+    finally:
+        for handler in list(logging.getLogger().handlers):
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+    assert stat.S_IMODE(app_paths.logs.stat().st_mode) == 0o700
+    files = sorted(app_paths.logs.iterdir())
+    assert [f.name for f in files] == ["rigdeck.log", "rigdeck.log.1", "rigdeck.log.2"]
+    assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o600}
