@@ -12,7 +12,7 @@ from pytestqt.qtbot import QtBot
 from app.paths import AppPaths
 from tests.reliability.conftest import SmallDisk
 from tests.reliability.sse_server import SseServer
-from tests.reliability.test_full_disk import FULL, long_reply, seed_earlier
+from tests.reliability.test_full_disk_history import FULL, long_reply, seed_earlier
 from ui.pages.chat_page import ChatPage
 from ui.services import Services
 
