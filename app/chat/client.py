@@ -10,7 +10,6 @@ stream) ends the iteration with a readable `reply.error`; what had arrived is ke
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import socket
 import ssl
@@ -24,6 +23,8 @@ from typing import Any
 import httpx
 
 from app.chat.base_url import normalise_base_url
+from app.chat.bounds import ERROR_BODY_BYTES, JSON_BODY_BYTES, loads_bounded, read_capped
+from app.chat.plain_text import plain_text, shorten
 from app.chat.sse import SseDecoder
 from app.chat.stream_parser import (
     ChunkInfo,
@@ -147,8 +148,8 @@ class ChatStream:
                 if self._cancelled.is_set():
                     _shutdown_socket(response)
                 if response.status_code >= 400:
-                    response.read()
-                    self.reply.error = _http_error_text(response)
+                    body, cut = read_capped(response, ERROR_BODY_BYTES)
+                    self.reply.error = _http_error_text(response, body, cut)
                     return
                 yield from self._read(response)
         except (StreamFormatError, ServerStreamError) as exc:
@@ -253,18 +254,21 @@ def _shutdown_socket(response: httpx.Response) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-def _http_error_text(response: httpx.Response) -> str:
-    detail = response.text.strip()
-    with contextlib.suppress(ValueError):
-        data = json.loads(detail)
-        if isinstance(data, dict):
-            error = data.get("error", data)
-            if isinstance(error, dict):
-                detail = str(error.get("message") or error)
-            elif isinstance(error, str):
-                detail = error
-            elif "detail" in data:
-                detail = str(data["detail"])
+def _http_error_text(response: httpx.Response, body: bytes, cut: bool) -> str:
+    """The server's error answer in one line: its message (from JSON where it sent
+    JSON), shortened and stripped of control characters."""
+    detail = body.decode("utf-8", errors="replace").strip()
+    if not cut:
+        with contextlib.suppress(ValueError):
+            data = loads_bounded(detail)
+            if isinstance(data, dict):
+                error = data.get("error", data)
+                if isinstance(error, dict):
+                    detail = str(error.get("message") or error)
+                elif isinstance(error, str):
+                    detail = error
+                elif "detail" in data:
+                    detail = str(data["detail"])
     hint = ""
     if response.status_code in (401, 403):
         hint = " Check the API key saved for this endpoint."
@@ -273,7 +277,8 @@ def _http_error_text(response: httpx.Response) -> str:
     elif response.status_code == 503:
         hint = " The server may still be loading the model."
     return (f"The server answered HTTP {response.status_code} "
-            f"{response.reason_phrase}: {detail[:500] or '(no details)'}.{hint}")
+            f"{plain_text(response.reason_phrase)}: {shorten(detail) or '(no details)'}."
+            f"{hint}")
 
 
 def _timeout_text(exc: httpx.TimeoutException, timeout: httpx.Timeout) -> str:
@@ -327,27 +332,40 @@ class ChatClient:
         return ChatStream(self._http, f"{self.base_url}/chat/completions", request,
                           self._headers)
 
+    def _probe_timeout(self, longest: float) -> float:
+        """A probe waits `longest` seconds at most, less where the user asked for less."""
+        return min(longest, self.timeouts.read)
+
     def _get_json(self, url: str, body: dict[str, Any] | None = None) -> Any:
+        """The JSON at `url` (None on any failure: these are optional questions); the
+        body is read to a cap and parsed to a depth, whatever the server sends."""
         headers = {k: v for k, v in self._headers.items() if k != "Accept"}
         try:
-            if body is None:
-                response = self._http.get(url, headers=headers, timeout=10.0)
-            else:
-                response = self._http.post(url, json=body, headers=headers, timeout=10.0)
+            with self._http.stream("GET" if body is None else "POST", url, json=body,
+                                   headers=headers,
+                                   timeout=self._probe_timeout(10.0)) as response:
+                if response.status_code != 200:
+                    return None
+                data, cut = read_capped(response, JSON_BODY_BYTES)
         except httpx.HTTPError as exc:
             log.debug("%s: %s", url, exc)
             return None
-        if response.status_code != 200:
+        if cut:
+            log.debug("%s: an answer of more than %d bytes, ignored", url, JSON_BODY_BYTES)
             return None
         try:
-            return response.json()
-        except ValueError:
+            return loads_bounded(data)
+        except ValueError as exc:
+            log.debug("%s: %s", url, exc)
             return None
 
     def reachable(self) -> bool:
-        """Whether anything answers HTTP at this address (any status counts)."""
+        """Whether anything answers HTTP at this address (any status counts; the body is
+        not read)."""
         try:
-            self._http.get(f"{self.base_url}/models", headers=self._headers, timeout=5.0)
+            with self._http.stream("GET", f"{self.base_url}/models", headers=self._headers,
+                                   timeout=self._probe_timeout(5.0)):
+                pass
         except httpx.HTTPError:
             return False
         return True

@@ -1,0 +1,62 @@
+"""`rigdeck chat --url` against a hostile server: every case ends within its timeout,
+under 300 MB of memory, with a clear message, a non-zero exit where it failed, and no
+traceback (issue 17)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.reliability import hostile_server as hostile
+from tests.reliability.measure import FIGURES, RSS_LIMIT_MIB, ChatRun, Figure, run_chat
+
+Start = Callable[[str], hostile.HostileServer]
+
+
+@pytest.fixture
+def serve() -> Iterator[Start]:
+    servers: list[hostile.HostileServer] = []
+
+    def start(case: str) -> hostile.HostileServer:
+        server = hostile.HostileServer(hostile.CASES[case]).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def chat(serve: Start, tmp_path: Path, case: str, *extra: str,
+         timeout_s: float = 120.0) -> ChatRun:
+    """Run the case through `rigdeck chat`, record its figures and check the bounds
+    every case shares: under the RSS limit, no traceback."""
+    server = serve(case)
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    run = run_chat(case, server.url, home, *extra, timeout_s=timeout_s)
+    message = run.err.strip().splitlines()[-1] if run.err.strip() else ""
+    FIGURES.append(Figure(case, "cli", run.peak_rss_mib, run.wall_s, run.code, message))
+    print(f"{case}: peak RSS {run.peak_rss_mib:.1f} MiB, {run.wall_s:.2f} s, exit {run.code}")
+    assert "Traceback" not in run.err, run.err[-3000:]
+    assert run.peak_rss_mib < RSS_LIMIT_MIB, f"{case}: {run.peak_rss_mib:.0f} MiB"
+    return run
+
+
+def test_an_endless_error_page_is_read_to_a_cap(serve: Start, tmp_path: Path) -> None:
+    run = chat(serve, tmp_path, "endless_error", "--no-save")
+    assert run.code == 2
+    assert "The server answered HTTP 500 Internal Server Error" in run.err
+    assert "Internal Server Error xxxx" in run.err
+    assert "(shortened)" in run.err
+    assert len(run.err) < 2000
+
+
+def test_a_300_mb_error_is_read_to_a_cap(serve: Start, tmp_path: Path) -> None:
+    run = chat(serve, tmp_path, "huge_error", "--no-save")
+    assert run.code == 2
+    assert "HTTP 500" in run.err
+    assert "out of memory: xxx" in run.err
+    assert "(shortened)" in run.err
