@@ -25,7 +25,7 @@ import httpx
 from app.chat.base_url import normalise_base_url
 from app.chat.bounds import ERROR_BODY_BYTES, JSON_BODY_BYTES, loads_bounded, read_capped
 from app.chat.plain_text import plain_text, shorten
-from app.chat.sse import SseDecoder
+from app.chat.sse import SseDecoder, SseLimitError
 from app.chat.stream_parser import (
     ChunkInfo,
     ChunkParser,
@@ -152,6 +152,8 @@ class ChatStream:
                     self.reply.error = _http_error_text(response, body, cut)
                     return
                 yield from self._read(response)
+        except SseLimitError as exc:
+            self.reply.error = f"The reply was ended: {exc}. What had arrived is kept."
         except (StreamFormatError, ServerStreamError) as exc:
             self.reply.error = f"The server's stream broke off: {exc}"
         except httpx.TimeoutException as exc:

@@ -60,3 +60,19 @@ def test_a_300_mb_error_is_read_to_a_cap(serve: Start, tmp_path: Path) -> None:
     assert "HTTP 500" in run.err
     assert "out of memory: xxx" in run.err
     assert "(shortened)" in run.err
+
+
+def test_a_300_mb_event_is_cut_at_the_event_cap(serve: Start, tmp_path: Path) -> None:
+    run = chat(serve, tmp_path, "huge_event")
+    assert run.code == 1  # the part received is kept
+    assert run.out == "Hello\n"
+    assert "The reply was ended: the server sent an event longer than 8 MiB" in run.err
+    assert "What had arrived is kept." in run.err
+
+
+def test_a_300_mb_line_without_a_newline_is_cut_at_the_line_cap(serve: Start,
+                                                                  tmp_path: Path) -> None:
+    run = chat(serve, tmp_path, "huge_line")
+    assert run.code == 1
+    assert run.out == "Hello\n"
+    assert "The reply was ended: the server sent a line longer than 8 MiB" in run.err
