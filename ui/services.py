@@ -61,7 +61,8 @@ class Services:
         backends = BackendFeed(build_service(paths, settings, secrets=secrets), tasks,
                                lambda: list(settings.get("model_folders")))
         follow_settings(backends.service, settings)
-        chat = ChatService(paths, secrets, backends.service)
+        chat = ChatService(paths, secrets, backends.service,
+                           max_reply_mib=settings.settings.chat_max_reply_mib)
         return cls(
             paths=paths,
             settings=settings,

@@ -18,6 +18,9 @@ ERROR_BODY_BYTES = 64 * 1024
 """An error answer is read this far: enough for any message, never an endless page."""
 JSON_BODY_BYTES = 8 * 1024 * 1024
 """A JSON answer (models, props, LoRA lists) is read this far; a chat template is ~20 KB."""
+MAX_REPLY_MIB = 16
+"""The longest reply kept unless the user sets another (Settings: chat_max_reply_mib)."""
+MIB = 1024 * 1024
 JSON_MAX_DEPTH = 64
 """Deeper JSON is refused: a chat chunk nests about 7 levels, logprobs a few more."""
 

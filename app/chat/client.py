@@ -23,7 +23,14 @@ from typing import Any
 import httpx
 
 from app.chat.base_url import normalise_base_url
-from app.chat.bounds import ERROR_BODY_BYTES, JSON_BODY_BYTES, loads_bounded, read_capped
+from app.chat.bounds import (
+    ERROR_BODY_BYTES,
+    JSON_BODY_BYTES,
+    MAX_REPLY_MIB,
+    MIB,
+    loads_bounded,
+    read_capped,
+)
 from app.chat.plain_text import plain_text, shorten
 from app.chat.sse import SseDecoder, SseLimitError
 from app.chat.stream_parser import (
@@ -112,8 +119,12 @@ class ChatStream:
     """One streamed reply: iterate for pieces; `reply` and `text` hold everything so far."""
 
     def __init__(self, client: httpx.Client, url: str, request: ChatRequest,
-                 headers: dict[str, str]) -> None:
+                 headers: dict[str, str], *, max_reply_bytes: int = MAX_REPLY_MIB * MIB
+                 ) -> None:
         self._client = client
+        self.max_reply_bytes = max_reply_bytes
+        self._room = max_reply_bytes
+        """Bytes of text the reply may still take."""
         self._url = url
         self._request = request
         self._headers = headers
@@ -173,8 +184,12 @@ class ChatStream:
                 info = parser.feed(event.data)
                 self._take(info)
                 for piece in info.pieces:
-                    self._count(piece)
-                    yield piece
+                    kept = self._within_cap(piece)
+                    self._count(kept)
+                    yield kept
+                    if kept is not piece:
+                        self.reply.error = self._cut_text()
+                        return
                 if info.done:
                     return
         for piece in parser.finish():
@@ -183,6 +198,23 @@ class ChatStream:
         if self.reply.finish_reason is None and not self._cancelled.is_set():
             self.reply.error = ("The server closed the stream before the answer was "
                                 "complete. What had arrived is kept.")
+
+    def _within_cap(self, piece: Piece) -> Piece:
+        """`piece`, or its part that fits the longest reply (a new, shorter piece)."""
+        text = piece.text
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
+        if size <= self._room:
+            self._room -= size
+            return piece
+        kept = text.encode("utf-8")[: self._room].decode("utf-8", errors="ignore")
+        self._room = 0
+        return Piece(piece.kind, kept)
+
+    def _cut_text(self) -> str:
+        from app.settings import setting_place
+
+        return (f"Answer cut at {self.max_reply_bytes / MIB:g} MiB, the longest reply "
+                f"kept ({setting_place('chat_max_reply_mib')}); the part received is kept.")
 
     def _count(self, piece: Piece) -> None:
         if piece.text:
@@ -310,8 +342,11 @@ class ChatClient:
     """Talks to one server; one httpx client (a connection pool) for its lifetime."""
 
     def __init__(self, base_url: str, api_key: str | None = None,
-                 timeouts: Timeouts | None = None) -> None:
+                 timeouts: Timeouts | None = None, *,
+                 max_reply_mib: float = MAX_REPLY_MIB) -> None:
         self.base_url = normalise_base_url(base_url)
+        self.max_reply_mib = max_reply_mib
+        """The longest reply a stream keeps; past it the reply is cut, the part kept."""
         self.root_url = self.base_url[: -len("/v1")]
         self.timeouts = timeouts or Timeouts()
         self._headers = {"Accept": "text/event-stream"}
@@ -332,7 +367,7 @@ class ChatClient:
     def stream(self, request: ChatRequest) -> ChatStream:
         """A stream for `request`; nothing is sent until it is iterated."""
         return ChatStream(self._http, f"{self.base_url}/chat/completions", request,
-                          self._headers)
+                          self._headers, max_reply_bytes=int(self.max_reply_mib * MIB))
 
     def _probe_timeout(self, longest: float) -> float:
         """A probe waits `longest` seconds at most, less where the user asked for less."""

@@ -112,26 +112,38 @@ def is_lone_close(piece: Piece) -> bool:
     return piece is LONE_CLOSE
 
 
-@dataclass
 class ReplyText:
-    """The answer and reasoning so far; applies pieces, including a lone close tag."""
+    """The answer and reasoning so far; applies pieces, including a lone close tag.
 
-    answer: str = ""
-    reasoning: str = ""
-    reasoning_pieces: int = 0
-    answer_pieces: int = 0
+    The text is kept as a list of parts, joined when read: adding to a str attribute
+    copies it each time, which made a long reply of small pieces quadratic.
+    """
+
+    def __init__(self) -> None:
+        self._answer: list[str] = []
+        self._reasoning: list[str] = []
+        self.reasoning_pieces = 0
+        self.answer_pieces = 0
+
+    @property
+    def answer(self) -> str:
+        return _joined(self._answer)
+
+    @property
+    def reasoning(self) -> str:
+        return _joined(self._reasoning)
 
     def apply(self, piece: Piece) -> None:
         if is_lone_close(piece):
-            self.reasoning += self.answer
+            self._reasoning.extend(self._answer)
             self.reasoning_pieces += self.answer_pieces
-            self.answer = ""
+            self._answer = []
             self.answer_pieces = 0
         elif piece.kind == "reasoning":
-            self.reasoning += piece.text
+            self._reasoning.append(piece.text)
             self.reasoning_pieces += 1
         else:
-            self.answer += piece.text
+            self._answer.append(piece.text)
             self.answer_pieces += 1
 
     def clean_answer(self) -> str:
@@ -139,6 +151,13 @@ class ReplyText:
 
     def clean_reasoning(self) -> str:
         return self.reasoning.strip()
+
+
+def _joined(parts: list[str]) -> str:
+    """The parts as one string, kept as the only part (the next read costs nothing)."""
+    if len(parts) > 1:
+        parts[:] = ["".join(parts)]
+    return parts[0] if parts else ""
 
 
 @dataclass

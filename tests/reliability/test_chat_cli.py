@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from app.chat.history import HistoryStore
+from app.paths import AppPaths
+from app.settings import SettingsStore
 from tests.reliability import hostile_server as hostile
 from tests.reliability.measure import FIGURES, RSS_LIMIT_MIB, ChatRun, Figure, run_chat
 
@@ -76,3 +79,30 @@ def test_a_300_mb_line_without_a_newline_is_cut_at_the_line_cap(serve: Start,
     assert run.code == 1
     assert run.out == "Hello\n"
     assert "The reply was ended: the server sent a line longer than 8 MiB" in run.err
+
+
+def test_an_endless_reply_is_cut_at_the_longest_reply(serve: Start, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    SettingsStore(AppPaths.under(home).settings_file).set("chat_max_reply_mib", 1)
+    run = chat(serve, tmp_path, "endless_reply")
+    assert run.code == 1
+    assert run.out == "z" * (1024 * 1024) + "\n"
+    assert ("Answer cut at 1 MiB, the longest reply kept (Settings → Chat → Longest reply); "
+            "the part received is kept.") in run.err
+    store = HistoryStore.in_data_folder(AppPaths.under(home).data)
+    try:
+        [conversation] = store.conversations("")
+        reply = store.messages(conversation.id)[-1]
+    finally:
+        store.close()
+    assert reply.state == "error"
+    assert reply.content == "z" * (1024 * 1024)
+    assert reply.error is not None
+    assert reply.error.startswith("Answer cut at 1 MiB")
+
+
+def test_an_endless_reply_is_cut_at_the_default_16_mib(serve: Start, tmp_path: Path) -> None:
+    run = chat(serve, tmp_path, "endless_reply", "--no-save")
+    assert run.code == 1
+    assert len(run.stdout) == 16 * 1024 * 1024 + 1
+    assert "Answer cut at 16 MiB" in run.err

@@ -72,3 +72,19 @@ def test_a_huge_event_keeps_what_came_before_it(service: ChatService) -> None:
     assert error == ("The reply was ended: the server sent an event longer than 8 MiB "
                      "(no chat chunk is that long). What had arrived is kept.")
     assert content == "Hello"
+
+
+def test_an_endless_reply_is_cut_and_stored_up_to_the_cut(service: ChatService) -> None:
+    service.max_reply_mib = 2
+    state, error, content, _ = turn(service, "endless_reply")
+    assert state == "error"
+    assert error is not None
+    assert error.startswith("Answer cut at 2 MiB, the longest reply kept")
+    assert content == "z" * (2 * 1024 * 1024)
+
+
+def test_the_client_s_longest_reply_is_the_setting_s_default() -> None:
+    from app.chat.bounds import MAX_REPLY_MIB
+    from app.settings import Settings
+
+    assert Settings().chat_max_reply_mib == MAX_REPLY_MIB

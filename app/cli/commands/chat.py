@@ -27,6 +27,7 @@ from app.roles.served import LoraApi
 from app.roles.store import RoleStore
 from app.runtime.setup import build_service
 from app.secrets import SecretStore
+from app.settings import SettingsStore
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +86,12 @@ def chat_service(paths: AppPaths, *, no_save: bool = False) -> ChatService:
     """The chat service with the backends every host runs now (an unreachable host is
     skipped: a saved endpoint or URL still works); the caller closes it and its
     `backends`. `rigdeck roles --backend` resolves its name with the same service."""
-    backends = build_service(paths)
+    settings = SettingsStore(paths.settings_file)
+    backends = build_service(paths, settings)
     backends.refresh()
     return ChatService(paths, SecretStore(), backends,
-                       history=HistoryStore(None) if no_save else None)
+                       history=HistoryStore(None) if no_save else None,
+                       max_reply_mib=settings.settings.chat_max_reply_mib)
 
 
 def _target(service: ChatService, args: argparse.Namespace) -> ChatTarget:
