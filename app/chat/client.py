@@ -166,7 +166,7 @@ class ChatStream:
         except SseLimitError as exc:
             self.reply.error = f"The reply was ended: {exc}. What had arrived is kept."
         except (StreamFormatError, ServerStreamError) as exc:
-            self.reply.error = f"The server's stream broke off: {exc}"
+            self.reply.error = f"The server's stream broke off: {exc}. What had arrived is kept."
         except httpx.TimeoutException as exc:
             self.reply.error = _timeout_text(exc, self._client.timeout)
         except httpx.TransportError as exc:

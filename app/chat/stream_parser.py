@@ -15,6 +15,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from app.chat.bounds import JsonTooDeepError, loads_bounded
+from app.chat.plain_text import shorten
+
 log = logging.getLogger(__name__)
 
 OPEN_TAG = "<think>"
@@ -188,8 +191,10 @@ class ChunkParser:
         if data.strip() == "[DONE]":
             return ChunkInfo(pieces=self._splitter.finish(), done=True)
         try:
-            chunk = json.loads(data)
-        except json.JSONDecodeError as exc:
+            chunk = loads_bounded(data)
+        except JsonTooDeepError as exc:
+            raise StreamFormatError(str(exc)) from None
+        except ValueError as exc:
             raise StreamFormatError(
                 f"the server sent something that is not JSON: {data[:120]!r}"
             ) from exc
@@ -229,8 +234,9 @@ class ChunkParser:
 
 
 def _error_text(error: Any) -> str:
+    """The server's error object as one short line of plain text."""
     if isinstance(error, dict):
-        message = error.get("message") or json.dumps(error)
+        message = shorten(str(error.get("message") or json.dumps(error)))
         code = error.get("code")
-        return f"{message} (code {code})" if code else str(message)
-    return str(error)
+        return f"{message} (code {shorten(str(code), 40)})" if code else message
+    return shorten(str(error))

@@ -106,3 +106,13 @@ def test_an_endless_reply_is_cut_at_the_default_16_mib(serve: Start, tmp_path: P
     assert run.code == 1
     assert len(run.stdout) == 16 * 1024 * 1024 + 1
     assert "Answer cut at 16 MiB" in run.err
+
+
+def test_json_nested_100000_deep_is_named(serve: Start, tmp_path: Path) -> None:
+    """The probes (/lora-adapters, /props) get it too: they are ignored, the chat says it."""
+    run = chat(serve, tmp_path, "deep_json", "--no-save")
+    assert run.code == 1
+    assert run.out == "Hello\n"
+    assert ("The server's stream broke off: the server sent JSON nested deeper than 64 "
+            "levels. What had arrived is kept.") in run.err
+    assert "RecursionError" not in run.err
