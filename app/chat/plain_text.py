@@ -16,7 +16,7 @@ _COMPLETE = (
     r"\x1b\[[0-?]*[ -/]*[@-~]"            # CSI: ESC [ params intermediates final
     r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC: ESC ] ... BEL or ST
     r"|\x1b[PX^_][^\x1b]*\x1b\\"          # DCS, SOS, PM, APC: ... ST
-    r"|\x1b[ -/]*[0-~]"                    # any other escape sequence (ESC ( B, ESC c, ...)
+    r"|\x1b[ -/]*[0-OQ-WYZ\\`-~]"          # any other: ESC ( B, ESC c (not [ ] P X ^ _)
 )
 _SEQUENCE = re.compile(_COMPLETE)
 _CONTROL_OR_SEQUENCE = re.compile(_COMPLETE + r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -47,9 +47,9 @@ class ControlStripper:
     def feed(self, text: str) -> str:
         text = self._held + text
         self._held = ""
-        escape = text.rfind("\x1b", max(0, len(text) - HELD_CHARS))
-        if escape >= 0 and not _SEQUENCE.match(text, escape) and _may_continue(text[escape:]):
-            text, self._held = text[:escape], text[escape:]
+        unfinished = _unfinished_at(text)
+        if unfinished >= 0:
+            text, self._held = text[:unfinished], text[unfinished:]
         return plain_text(text)
 
     def finish(self) -> str:
@@ -58,15 +58,28 @@ class ControlStripper:
         return ""
 
 
+def _unfinished_at(text: str) -> int:
+    """Where a sequence begins that the end of `text` leaves unfinished (-1: none)."""
+    at = text.find("\x1b", max(0, len(text) - HELD_CHARS))
+    while at >= 0:
+        whole = _SEQUENCE.match(text, at)
+        if whole is not None:
+            at = text.find("\x1b", whole.end())
+        elif _may_continue(text[at:]):
+            return at
+        else:
+            at = text.find("\x1b", at + 1)
+    return -1
+
+
+_STARTS = (
+    re.compile(r"\x1b\[[0-?]*[ -/]*"),      # CSI without its final byte
+    re.compile(r"\x1b\][^\x07\x1b]*\x1b?"),  # OSC without its terminator
+    re.compile(r"\x1b[PX^_][^\x1b]*\x1b?"),  # DCS, SOS, PM, APC without theirs
+    re.compile(r"\x1b[ -/]*"),              # ESC, ESC ( ... without the final byte
+)
+
+
 def _may_continue(tail: str) -> bool:
     """Whether `tail` (starting with ESC) is the start of a sequence not yet complete."""
-    if len(tail) >= HELD_CHARS:
-        return False
-    if len(tail) == 1:
-        return True
-    kind = tail[1]
-    if kind == "[":
-        return re.fullmatch(r"\x1b\[[0-?]*[ -/]*", tail) is not None
-    if kind in "]PX^_":
-        return True  # a string sequence runs until its terminator (or HELD_CHARS)
-    return re.fullmatch(r"\x1b[ -/]+", tail) is not None
+    return len(tail) < HELD_CHARS and any(start.fullmatch(tail) for start in _STARTS)

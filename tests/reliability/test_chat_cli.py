@@ -116,3 +116,20 @@ def test_json_nested_100000_deep_is_named(serve: Start, tmp_path: Path) -> None:
     assert ("The server's stream broke off: the server sent JSON nested deeper than 64 "
             "levels. What had arrived is kept.") in run.err
     assert "RecursionError" not in run.err
+
+
+def test_escape_sequences_never_reach_the_terminal(serve: Start, tmp_path: Path) -> None:
+    run = chat(serve, tmp_path, "escapes")
+    assert run.code == 0
+    assert run.out == ("Plain start, red, clipboard gone, split green, bell cr over 31m c1, "
+                       "title  dcs, tab\tand end\n")
+    assert run.err.startswith("think quietly\n")
+    for control in (b"\x1b", b"\r", b"\x07", "\x9b".encode()):
+        assert control not in run.stdout + run.stderr
+    store = HistoryStore.in_data_folder(AppPaths.under(tmp_path / "home").data)
+    try:
+        [conversation] = store.conversations("")
+        reply = store.messages(conversation.id)[-1]
+    finally:
+        store.close()
+    assert "\x1b[31mred" in reply.content  # the history keeps the reply as it came

@@ -1,7 +1,9 @@
 """`rigdeck chat`: stream a reply from a backend to stdout, and list or export history.
 
 The answer goes to stdout, the thinking to stderr (or nowhere with --hide-reasoning), so
-`rigdeck chat "..." > answer.txt` keeps only the answer. Every exchange is stored in the
+`rigdeck chat "..." > answer.txt` keeps only the answer. Both are printed without the
+terminal escape sequences and control characters a server may put in (\n and \t stay);
+the history keeps the reply as it came. Every exchange is stored in the
 chat history like the GUI's (unless --no-save).
 """
 
@@ -16,6 +18,7 @@ from typing import TextIO
 from app.chat.client import Timeouts
 from app.chat.export import write_jsonl, write_markdown
 from app.chat.history import HistoryStore
+from app.chat.plain_text import ControlStripper, plain_text
 from app.chat.service import ChatService
 from app.chat.session import TurnSettings
 from app.chat.stream_parser import Piece
@@ -149,10 +152,10 @@ def _turn(service: ChatService, args: argparse.Namespace, prompt: str) -> int:
         printer.end()
         reply = result.reply
         if result.switch_ignored and result.message.error:
-            print(f"rigdeck: {result.message.error}", file=sys.stderr)
+            print(f"rigdeck: {plain_text(result.message.error)}", file=sys.stderr)
         if reply.error:
             code = 2 if not (reply.answer or reply.reasoning) else 1
-            raise UserError(reply.error, exit_code=code)
+            raise UserError(plain_text(reply.error), exit_code=code)
         log.info("reply: %s tokens/s (%s), ttft %s s, finish %s", reply.tokens_per_s,
                  reply.tokens_per_s_source, reply.ttft_s, reply.finish_reason)
         return 0
@@ -168,12 +171,16 @@ class _Printer:
         self.thinking = thinking
         self._last: str | None = None
         self._started = {"answer": False, "reasoning": False}
+        self._plain = {"answer": ControlStripper(), "reasoning": ControlStripper()}
+        """The server's text reaches the terminal without escape sequences."""
 
     def piece(self, piece: Piece) -> None:
         stream = self.out if piece.kind == "answer" else self.thinking
         if stream is None or not piece.text:
             return
-        text = piece.text
+        text = self._plain[piece.kind].feed(piece.text)
+        if not text:
+            return
         if not self._started[piece.kind]:
             text = text.lstrip()
             if not text:
