@@ -15,7 +15,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -43,6 +43,9 @@ from app.chat.stream_parser import (
 )
 
 log = logging.getLogger(__name__)
+
+NOT_A_STREAM_SHOWN = 200
+"""Bytes of an answer that is no event stream kept to show what it was."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,13 @@ class ChatStream:
                     body, cut = read_capped(response, ERROR_BODY_BYTES)
                     self.reply.error = _http_error_text(response, body, cut)
                     return
-                yield from self._read(response)
+                if response.status_code >= 300:
+                    self.reply.error = _redirect_text(response)
+                    return
+                if _is_json(response):
+                    yield from self._read_whole(response)
+                else:
+                    yield from self._read(response)
         except SseLimitError as exc:
             self.reply.error = f"The reply was ended: {exc}. What had arrived is kept."
         except (StreamFormatError, ServerStreamError) as exc:
@@ -171,33 +180,75 @@ class ChatStream:
             self.reply.error = _timeout_text(exc, self._client.timeout)
         except httpx.TransportError as exc:
             self.reply.error = self._transport_error_text(exc)
+        except httpx.DecodingError as exc:
+            self.reply.error = (f"The server's answer could not be decoded ({exc}). What had "
+                                "arrived is kept.")
         finally:
             with self._lock:
                 self._response = None
             self._finish()
 
     def _read(self, response: httpx.Response) -> Iterator[Piece]:
+        """The pieces of an event stream (decoded from gzip or deflate where it came so)."""
         decoder = SseDecoder()
         parser = ChunkParser()
-        for raw in response.iter_raw():
+        head = b""
+        events = 0
+        for raw in response.iter_bytes():
+            if len(head) < NOT_A_STREAM_SHOWN:
+                head += raw[: NOT_A_STREAM_SHOWN - len(head)]
             for event in decoder.feed(raw):
+                events += 1
                 info = parser.feed(event.data)
-                self._take(info)
-                for piece in info.pieces:
-                    kept = self._within_cap(piece)
-                    self._count(kept)
-                    yield kept
-                    if kept is not piece:
-                        self.reply.error = self._cut_text()
-                        return
-                if info.done:
+                if (yield from self._pieces(info)) or info.done:
                     return
         for piece in parser.finish():
             self.text.apply(piece)
             yield piece
         if self.reply.finish_reason is None and not self._cancelled.is_set():
-            self.reply.error = ("The server closed the stream before the answer was "
-                                "complete. What had arrived is kept.")
+            if not events and _media_type(response) != "text/event-stream":
+                self.reply.error = _not_a_stream_text(response, head)
+            else:
+                self.reply.error = ("The server closed the stream before the answer was "
+                                    "complete. What had arrived is kept.")
+
+    def _read_whole(self, response: httpx.Response) -> Iterator[Piece]:
+        """A whole chat completion as JSON, from a server that does not stream: it is
+        the reply (read to twice the longest reply, JSON escapes included)."""
+        body, cut = read_capped(response, 2 * self.max_reply_bytes + MIB)
+        if cut:
+            self.reply.error = (f"The server sent its answer whole, not streamed, and it is "
+                                f"longer than {self.max_reply_bytes / MIB:g} MiB, the longest "
+                                f"reply kept ({_reply_setting()}); nothing of it is kept.")
+            return
+        parser = ChunkParser()
+        try:
+            info = parser.feed(body.decode("utf-8", errors="replace"))
+        except ServerStreamError as exc:
+            self.reply.error = f"The server answered with an error: {exc}."
+            return
+        except StreamFormatError as exc:
+            self.reply.error = (f"The server answered with JSON that is no chat completion "
+                                f"({exc}): is this an OpenAI-compatible server?")
+            return
+        if not (yield from self._pieces(info)):
+            for piece in parser.finish():
+                self.text.apply(piece)
+                yield piece
+        if self.reply.finish_reason is None and self.reply.error is None:
+            self.reply.finish_reason = "stop"  # a whole answer is complete as it stands
+
+    def _pieces(self, info: ChunkInfo) -> Generator[Piece, None, bool]:
+        """The pieces of one chunk, within the longest reply; True where it was cut."""
+        self._take(info)
+        for piece in info.pieces:
+            kept = self._within_cap(piece)
+            self._count(kept)
+            yield kept
+            if kept is not piece:
+                self.reply.error = self._cut_text()
+                return True
+        return False
 
     def _within_cap(self, piece: Piece) -> Piece:
         """`piece`, or its part that fits the longest reply (a new, shorter piece)."""
@@ -211,10 +262,8 @@ class ChatStream:
         return Piece(piece.kind, kept)
 
     def _cut_text(self) -> str:
-        from app.settings import setting_place
-
         return (f"Answer cut at {self.max_reply_bytes / MIB:g} MiB, the longest reply "
-                f"kept ({setting_place('chat_max_reply_mib')}); the part received is kept.")
+                f"kept ({_reply_setting()}); the part received is kept.")
 
     def _count(self, piece: Piece) -> None:
         if piece.text:
@@ -313,6 +362,48 @@ def _http_error_text(response: httpx.Response, body: bytes, cut: bool) -> str:
     return (f"The server answered HTTP {response.status_code} "
             f"{plain_text(response.reason_phrase)}: {shorten(detail) or '(no details)'}."
             f"{hint}")
+
+
+def _reply_setting() -> str:
+    from app.settings import setting_place
+
+    return setting_place("chat_max_reply_mib")
+
+
+def _media_type(response: httpx.Response) -> str:
+    kind = str(response.headers.get("content-type", ""))
+    return kind.partition(";")[0].strip().lower()
+
+
+def _is_json(response: httpx.Response) -> bool:
+    kind = _media_type(response)
+    return kind == "application/json" or kind.endswith("+json")
+
+
+def _redirect_text(response: httpx.Response) -> str:
+    """A redirect named for what it is. It is not followed: the request carries the
+    server's key, which must not go to an address the user did not give."""
+    location = str(response.headers.get("location", ""))
+    if not location:
+        return (f"The server answered HTTP {response.status_code} (a redirect) without "
+                "saying where to; is this an OpenAI-compatible server?")
+    try:
+        target = str(response.url.join(location))
+    except httpx.InvalidURL:
+        target = location
+    target = shorten(target, 300)
+    base = target.removesuffix("/chat/completions")
+    return (f"The server redirected to {target} (HTTP {response.status_code}); use that URL"
+            f"{f' ({base})' if base != target else ''} instead. Rigdeck does not follow "
+            "redirects, so a request and its key go only where you point them.")
+
+
+def _not_a_stream_text(response: httpx.Response, head: bytes) -> str:
+    kind = _media_type(response) or "no content type"
+    began = shorten(head.decode("utf-8", errors="replace"), 80)
+    return (f"The server answered {kind}, not a stream of events"
+            f"{f', beginning “{began}”' if began else ''}: is this an OpenAI-compatible "
+            "server (it should answer /v1/chat/completions)?")
 
 
 def _timeout_text(exc: httpx.TimeoutException, timeout: httpx.Timeout) -> str:

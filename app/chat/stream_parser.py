@@ -211,22 +211,28 @@ class ChunkParser:
         if not isinstance(choices, list):
             raise StreamFormatError(f"a chunk without choices: {data[:120]!r}")
         for choice in choices[:1]:
-            if not isinstance(choice, dict):
+            # "message" in a whole (not streamed) completion, "delta" in a chunk
+            delta = (choice.get("delta") or choice.get("message") or {}
+                     if isinstance(choice, dict) else None)
+            if not isinstance(delta, dict):
                 raise StreamFormatError(f"a malformed choice: {data[:120]!r}")
-            delta = choice.get("delta") or {}
-            reasoning = delta.get("reasoning_content")
-            if not isinstance(reasoning, str) or not reasoning:
-                reasoning = delta.get("reasoning")
-            if isinstance(reasoning, str) and reasoning:
-                info.pieces.append(Piece("reasoning", reasoning))
-            content = delta.get("content")
-            if isinstance(content, str) and content:
-                info.pieces.extend(self._splitter.feed(content))
-            reason = choice.get("finish_reason")
-            if isinstance(reason, str):
-                info.finish_reason = reason
-                info.pieces.extend(self._splitter.finish())
+            self._read_choice(choice, delta, info)
         return info
+
+    def _read_choice(self, choice: dict[str, Any], delta: dict[str, Any],
+                     info: ChunkInfo) -> None:
+        reasoning = delta.get("reasoning_content")
+        if not isinstance(reasoning, str) or not reasoning:
+            reasoning = delta.get("reasoning")
+        if isinstance(reasoning, str) and reasoning:
+            info.pieces.append(Piece("reasoning", reasoning))
+        content = delta.get("content")
+        if isinstance(content, str) and content:
+            info.pieces.extend(self._splitter.feed(content))
+        reason = choice.get("finish_reason")
+        if isinstance(reason, str):
+            info.finish_reason = reason
+            info.pieces.extend(self._splitter.finish())
 
     def finish(self) -> list[Piece]:
         """Text still held back when the stream ends without [DONE]."""

@@ -243,10 +243,11 @@ def gzip_bomb(h: HostileHandler) -> None:
         h.not_found()
         return
     h.head(200, "text/event-stream", extra={"Content-Encoding": "gzip"})
-    squeeze = gzip.GzipFile(fileobj=_Sink(h), mode="wb")
+    sink = _Sink(h)
+    squeeze = gzip.GzipFile(fileobj=sink, mode="wb")
     squeeze.write(chunk("Hello") + b"data: ")
     for _ in range(HUGE // len(BLOCK)):
-        if h.server.closing.is_set() or h.close_connection:
+        if sink.gone:
             return
         squeeze.write(BLOCK)
     squeeze.close()
@@ -257,10 +258,11 @@ class _Sink:
 
     def __init__(self, handler: HostileHandler) -> None:
         self.handler = handler
+        self.gone = False
 
     def write(self, data: bytes) -> int:
-        if not self.handler.close_connection and not self.handler.send(data):
-            self.handler.close_connection = True
+        if not self.gone and not self.handler.send(data):
+            self.gone = True
         return len(data)
 
     def flush(self) -> None:

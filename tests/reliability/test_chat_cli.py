@@ -36,7 +36,12 @@ def chat(serve: Start, tmp_path: Path, case: str, *extra: str,
          timeout_s: float = 120.0) -> ChatRun:
     """Run the case through `rigdeck chat`, record its figures and check the bounds
     every case shares: under the RSS limit, no traceback."""
-    server = serve(case)
+    return chat_at(serve(case), tmp_path, case, *extra, timeout_s=timeout_s)
+
+
+def chat_at(server: hostile.HostileServer, tmp_path: Path, case: str, *extra: str,
+            timeout_s: float = 120.0) -> ChatRun:
+    """`chat` against a server already started."""
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     run = run_chat(case, server.url, home, *extra, timeout_s=timeout_s)
@@ -133,3 +138,41 @@ def test_escape_sequences_never_reach_the_terminal(serve: Start, tmp_path: Path)
     finally:
         store.close()
     assert "\x1b[31mred" in reply.content  # the history keeps the reply as it came
+
+
+def test_a_gzipped_stream_is_read(serve: Start, tmp_path: Path) -> None:
+    run = chat(serve, tmp_path, "gzip", "--no-save")
+    assert run.code == 0, run.err
+    assert run.out == "Hello from a gzipped stream.\n"
+
+
+def test_a_gzip_bomb_is_cut_at_the_line_cap(serve: Start, tmp_path: Path) -> None:
+    run = chat(serve, tmp_path, "gzip_bomb", "--no-save")
+    assert run.code == 1
+    assert run.out == "Hello\n"
+    assert "The reply was ended: the server sent a line longer than 8 MiB" in run.err
+
+
+def test_a_redirect_is_named_not_followed(serve: Start, tmp_path: Path) -> None:
+    server = serve("redirect")
+    run = chat_at(server, tmp_path, "redirect", "--no-save")
+    assert run.code == 2
+    assert (f"The server redirected to {server.url}/elsewhere/v1/chat/completions (HTTP 307); "
+            f"use that URL ({server.url}/elsewhere/v1) instead.") in run.err
+    assert not [r for r in server.requests if "/elsewhere" in r]
+
+
+def test_a_whole_answer_to_a_stream_request_is_the_reply(serve: Start,
+                                                          tmp_path: Path) -> None:
+    run = chat(serve, tmp_path, "not_streamed", "--no-save")
+    assert run.code == 0, run.err
+    assert run.out == hostile.WHOLE_ANSWER + "\n"
+    assert run.err.startswith("Thought first.\n")
+
+
+def test_a_web_page_is_named_for_what_it_is(serve: Start, tmp_path: Path) -> None:
+    run = chat(serve, tmp_path, "html_page", "--no-save")
+    assert run.code == 2
+    assert ("The server answered text/html, not a stream of events, beginning "
+            "“<!DOCTYPE html><html><body>Please log in") in run.err
+    assert "is this an OpenAI-compatible server" in run.err
