@@ -76,13 +76,14 @@ NO_LORA = ServedLoras("none", reason="the backend does not answer /lora-adapters
 class LoraApi:
     """The LoRA endpoints of one server (llama.cpp or vLLM); close() when done."""
 
-    def __init__(self, base_url: str, api_key: str | None = None) -> None:
+    def __init__(self, base_url: str, api_key: str | None = None, *,
+                 timeout_s: float = REQUEST_TIMEOUT_S) -> None:
         self.base_url = normalise_base_url(base_url)
         self.root_url = self.base_url.removesuffix("/v1")
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         import httpx  # here, not at import: the GUI builds its services before the window
 
-        self._http = httpx.Client(timeout=REQUEST_TIMEOUT_S)
+        self._http = httpx.Client(timeout=timeout_s)
 
     def close(self) -> None:
         self._http.close()

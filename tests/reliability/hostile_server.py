@@ -320,6 +320,11 @@ def silence(h: HostileHandler) -> None:
     h.wait_for_close()
 
 
+def mute(h: HostileHandler) -> None:
+    """Everything: the request is taken, and no answer ever starts."""
+    h.wait_for_close()
+
+
 ENDLESS_PIECE = "z" * (16 * 1024)
 
 
@@ -348,6 +353,7 @@ CASES: dict[str, Behaviour] = {
     "html_page": html_page,
     "reset": reset,
     "silence": silence,
+    "mute": mute,
     "endless_reply": endless_reply,
 }
 

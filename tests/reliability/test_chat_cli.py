@@ -176,3 +176,27 @@ def test_a_web_page_is_named_for_what_it_is(serve: Start, tmp_path: Path) -> Non
     assert ("The server answered text/html, not a stream of events, beginning "
             "“<!DOCTYPE html><html><body>Please log in") in run.err
     assert "is this an OpenAI-compatible server" in run.err
+
+
+def test_a_reset_connection_is_said_so(serve: Start, tmp_path: Path) -> None:
+    run = chat(serve, tmp_path, "reset", "--no-save", "--timeout", "5")
+    assert run.code in (1, 2)  # 1 where "Hello" beat the reset to the client
+    assert "The connection to the server broke" in run.err
+    assert "reset by peer" in run.err
+
+
+def test_silence_mid_reply_ends_within_the_timeout(serve: Start, tmp_path: Path) -> None:
+    """Every question is silent (LoRA list, template, the chat after one word): each
+    waits the user's --timeout, not the default 10 s of a probe."""
+    run = chat(serve, tmp_path, "silence", "--no-save", "--timeout", "2", timeout_s=30)
+    assert run.code == 1
+    assert run.out == "Hello\n"
+    assert ("The server sent nothing for 2 s, so the request was given up. What had "
+            "arrived is kept.") in run.err
+
+
+def test_a_server_that_never_answers_ends_within_the_timeout(serve: Start,
+                                                             tmp_path: Path) -> None:
+    run = chat(serve, tmp_path, "mute", "--no-save", "--timeout", "2", timeout_s=30)
+    assert run.code == 2
+    assert "The server sent nothing for 2 s" in run.err

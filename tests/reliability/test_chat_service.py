@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from app.chat.client import Timeouts
 from app.chat.service import ChatService
 from app.chat.session import TurnSettings
 from app.paths import AppPaths
@@ -30,7 +31,8 @@ def service(app_paths: AppPaths, tmp_path: Path,
     backends.close()
 
 
-def turn(service: ChatService, case: str) -> tuple[str, str | None, str, float]:
+def turn(service: ChatService, case: str, timeouts: Timeouts | None = None
+         ) -> tuple[str, str | None, str, float]:
     """One turn against the case's server: the stored reply's state, error and content,
     and the growth of this process's RSS meanwhile (MiB)."""
     server = hostile.HostileServer(hostile.CASES[case]).start()
@@ -38,7 +40,8 @@ def turn(service: ChatService, case: str) -> tuple[str, str | None, str, float]:
         target = service.resolve(f"{server.url}/v1")
         start = time.monotonic()
         with RssPeak() as rss:
-            run = service.send(None, "Hi", target, TurnSettings())
+            client = service.client(target, timeouts) if timeouts is not None else None
+            run = service.send(None, "Hi", target, TurnSettings(), client=client)
             try:
                 result = run.run()
             finally:
@@ -88,3 +91,19 @@ def test_the_client_s_longest_reply_is_the_setting_s_default() -> None:
     from app.settings import Settings
 
     assert Settings().chat_max_reply_mib == MAX_REPLY_MIB
+
+
+def test_a_reset_connection_is_stored_as_a_broken_reply(service: ChatService) -> None:
+    state, error, _, _ = turn(service, "reset")
+    assert state == "error"
+    assert error is not None
+    assert error.startswith("The connection to the server broke ([Errno 104] Connection "
+                            "reset by peer)")
+
+
+def test_silence_ends_at_the_read_timeout_and_keeps_the_word(service: ChatService) -> None:
+    state, error, content, _ = turn(service, "silence", Timeouts(read=1.0))
+    assert state == "error"
+    assert error == ("The server sent nothing for 1 s, so the request was given up. What "
+                     "had arrived is kept.")
+    assert content == "Hello"

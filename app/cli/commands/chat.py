@@ -26,7 +26,7 @@ from app.chat.targets import ChatTarget
 from app.errors import UserError
 from app.paths import AppPaths
 from app.roles.binding import base_request, bind_role
-from app.roles.served import LoraApi
+from app.roles.served import REQUEST_TIMEOUT_S, LoraApi
 from app.roles.store import RoleStore
 from app.runtime.setup import build_service
 from app.secrets import SecretStore
@@ -128,7 +128,9 @@ def _turn(service: ChatService, args: argparse.Namespace, prompt: str) -> int:
     except ValueError as exc:
         raise UserError(f"{exc}: a server URL looks like http://127.0.0.1:8080") from None
     try:
-        with LoraApi(target.url, api_key) as api:
+        # a silent server costs the user's --timeout per question, not more
+        with LoraApi(target.url, api_key,
+                     timeout_s=min(REQUEST_TIMEOUT_S, args.timeout)) as api:
             settings = TurnSettings(
                 thinking=args.thinking, preset=preset, model=args.model,
                 max_tokens=args.max_tokens,
