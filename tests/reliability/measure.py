@@ -1,5 +1,8 @@
 """Runs `rigdeck chat` as a child process and measures it: exit code, output, wall time
-and peak RSS (the kernel's own high-water mark for that one child, from `wait4`).
+and peak RSS: the kernel's own high-water mark of the child's memory (VmHWM in
+/proc/PID/status), read every few milliseconds while it runs. (`wait4`'s ru_maxrss is no
+good here: a child started with vfork inherits its parent's mark at exec, so it would
+report pytest's memory.)
 
 Every measurement is kept in FIGURES; the reliability tests' conftest prints them as a
 table at the end of the run, so CI logs carry the figures per case.
@@ -8,16 +11,12 @@ table at the end of the run, so CI logs carry the figures per case.
 from __future__ import annotations
 
 import os
-import resource
-import signal
+import re
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 RSS_LIMIT_MIB = 300
@@ -71,56 +70,63 @@ def run_chat(case: str, url: str, home: Path, *extra: str, timeout_s: float = 12
     with out_path.open("wb") as out, err_path.open("wb") as err:
         child = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                  cwd=ROOT, env=env)
-    status, usage = _wait(child, start + timeout_s)
+    try:
+        child.returncode, peak = _wait(child.pid, start + timeout_s)
+    except TimeoutError:
+        child.kill()
+        child.wait()
+        raise AssertionError(f"{case}: rigdeck chat still ran after {timeout_s:g} s") from None
     wall = time.monotonic() - start
-    child.returncode = os.waitstatus_to_exitcode(status) if status is not None else -9
-    assert status is not None, f"{case}: rigdeck chat still ran after {timeout_s:g} s"
-    assert usage is not None
-    peak = usage.ru_maxrss / 1024  # KiB on Linux
-    return ChatRun(child.returncode, out_path.read_bytes(), err_path.read_bytes(), peak, wall)
+    return ChatRun(child.returncode, out_path.read_bytes(), err_path.read_bytes(),
+                   peak / 1024, wall)
 
 
-def _wait(child: subprocess.Popen[bytes], deadline: float
-          ) -> tuple[int | None, resource.struct_rusage | None]:
-    """Reap `child` with wait4 (its own peak RSS comes with it); kill it at `deadline`."""
+def _wait(pid: int, deadline: float) -> tuple[int, int]:
+    """Reap child `pid`, reading its peak RSS (KiB) until it ends.
+
+    Raises:
+        TimeoutError: it still runs at `deadline` (the caller kills it).
+    """
+    peak = 0
     while True:
-        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-        if pid:
-            return status, usage
+        peak = max(peak, high_water_kib(pid))
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status), peak
         if time.monotonic() > deadline:
-            child.send_signal(signal.SIGKILL)
-            os.wait4(child.pid, 0)
-            return None, None
-        time.sleep(0.02)
+            raise TimeoutError
+        time.sleep(0.005)
+
+
+def high_water_kib(pid: int | str) -> int:
+    """The process's peak RSS so far (VmHWM, KiB); 0 once it has exited."""
+    return _status_kib(pid, "VmHWM")
+
+
+def _status_kib(pid: int | str, field: str) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    found = re.search(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE)
+    return int(found.group(1)) if found else 0
 
 
 class RssPeak:
-    """This process's peak RSS while a block runs, polled every few ms by a thread (the
-    kernel's high-water mark cannot be reset, and earlier tests raised it)."""
+    """This process's peak RSS while a block runs: the kernel's high-water mark is reset
+    at the start (`5` into /proc/self/clear_refs) and read at the end."""
 
     def __init__(self) -> None:
-        self._process = psutil.Process()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, name="rss-peak")
         self.baseline_mib = 0.0
         self.peak_mib = 0.0
 
-    def _rss(self) -> float:
-        return float(self._process.memory_info().rss) / (1024 * 1024)
-
-    def _poll(self) -> None:
-        while not self._stop.wait(0.005):
-            self.peak_mib = max(self.peak_mib, self._rss())
-
     def __enter__(self) -> RssPeak:
-        self.baseline_mib = self.peak_mib = self._rss()
-        self._thread.start()
+        Path("/proc/self/clear_refs").write_text("5")
+        self.baseline_mib = _status_kib("self", "VmRSS") / 1024
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak_mib = max(self.peak_mib, self._rss())
+        self.peak_mib = high_water_kib("self") / 1024
 
     @property
     def growth_mib(self) -> float:
