@@ -204,6 +204,12 @@ class Settings:
         metadata=_doc("Seconds a backend gets to stop by itself before it is killed.",
                       place=("Engines", "Stop timeout"), limits=(1.0, 600.0)),
     )
+    chat_max_reply_mib: int = field(
+        default=16,
+        metadata=_doc("The longest reply kept, in MiB (answer and thinking together): a "
+                      "server that sends more is cut off there, and the part received kept.",
+                      place=("Chat", "Longest reply"), limits=(1, 1024)),
+    )
 
     @staticmethod
     def description(name: str) -> str:

@@ -62,7 +62,10 @@ class Services:
         backends = BackendFeed(build_service(paths, settings, secrets=secrets), tasks,
                                lambda: list(settings.get("model_folders")))
         follow_settings(backends.service, settings)
-        chat = ChatService(paths, secrets, backends.service)
+        chat = ChatService(paths, secrets, backends.service,
+                           max_reply_mib=settings.get("chat_max_reply_mib"))
+        settings.on_change(lambda name, value: setattr(chat, "max_reply_mib", value)
+                           if name == "chat_max_reply_mib" else None)
         _report_user_files(paths, chat, notifier)
         return cls(
             paths=paths,

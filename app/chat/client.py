@@ -10,13 +10,12 @@ stream) ends the iteration with a readable `reply.error`; what had arrived is ke
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -24,7 +23,16 @@ from typing import Any
 import httpx
 
 from app.chat.base_url import normalise_base_url
-from app.chat.sse import SseDecoder
+from app.chat.bounds import (
+    ERROR_BODY_BYTES,
+    JSON_BODY_BYTES,
+    MAX_REPLY_MIB,
+    MIB,
+    loads_bounded,
+    read_capped,
+)
+from app.chat.plain_text import plain_text, shorten
+from app.chat.sse import SseDecoder, SseLimitError
 from app.chat.stream_parser import (
     ChunkInfo,
     ChunkParser,
@@ -35,6 +43,9 @@ from app.chat.stream_parser import (
 )
 
 log = logging.getLogger(__name__)
+
+NOT_A_STREAM_SHOWN = 200
+"""Bytes of an answer that is no event stream kept to show what it was."""
 
 
 @dataclass(frozen=True)
@@ -111,8 +122,12 @@ class ChatStream:
     """One streamed reply: iterate for pieces; `reply` and `text` hold everything so far."""
 
     def __init__(self, client: httpx.Client, url: str, request: ChatRequest,
-                 headers: dict[str, str]) -> None:
+                 headers: dict[str, str], *, max_reply_bytes: int = MAX_REPLY_MIB * MIB
+                 ) -> None:
         self._client = client
+        self.max_reply_bytes = max_reply_bytes
+        self._room = max_reply_bytes
+        """Bytes of text the reply may still take."""
         self._url = url
         self._request = request
         self._headers = headers
@@ -147,39 +162,108 @@ class ChatStream:
                 if self._cancelled.is_set():
                     _shutdown_socket(response)
                 if response.status_code >= 400:
-                    response.read()
-                    self.reply.error = _http_error_text(response)
+                    body, cut = read_capped(response, ERROR_BODY_BYTES)
+                    self.reply.error = _http_error_text(response, body, cut)
                     return
-                yield from self._read(response)
+                if response.status_code >= 300:
+                    self.reply.error = _redirect_text(response)
+                    return
+                if _is_json(response):
+                    yield from self._read_whole(response)
+                else:
+                    yield from self._read(response)
+        except SseLimitError as exc:
+            self.reply.error = f"The reply was ended: {exc}. What had arrived is kept."
         except (StreamFormatError, ServerStreamError) as exc:
-            self.reply.error = f"The server's stream broke off: {exc}"
+            self.reply.error = f"The server's stream broke off: {exc}. What had arrived is kept."
         except httpx.TimeoutException as exc:
             self.reply.error = _timeout_text(exc, self._client.timeout)
         except httpx.TransportError as exc:
             self.reply.error = self._transport_error_text(exc)
+        except httpx.DecodingError as exc:
+            self.reply.error = (f"The server's answer could not be decoded ({exc}). What had "
+                                "arrived is kept.")
         finally:
             with self._lock:
                 self._response = None
             self._finish()
 
     def _read(self, response: httpx.Response) -> Iterator[Piece]:
+        """The pieces of an event stream (decoded from gzip or deflate where it came so)."""
         decoder = SseDecoder()
         parser = ChunkParser()
-        for raw in response.iter_raw():
+        head = b""
+        events = 0
+        for raw in response.iter_bytes():
+            if len(head) < NOT_A_STREAM_SHOWN:
+                head += raw[: NOT_A_STREAM_SHOWN - len(head)]
             for event in decoder.feed(raw):
+                events += 1
                 info = parser.feed(event.data)
-                self._take(info)
-                for piece in info.pieces:
-                    self._count(piece)
-                    yield piece
-                if info.done:
+                if (yield from self._pieces(info)) or info.done:
                     return
         for piece in parser.finish():
             self.text.apply(piece)
             yield piece
         if self.reply.finish_reason is None and not self._cancelled.is_set():
-            self.reply.error = ("The server closed the stream before the answer was "
-                                "complete. What had arrived is kept.")
+            if not events and _media_type(response) != "text/event-stream":
+                self.reply.error = _not_a_stream_text(response, head)
+            else:
+                self.reply.error = ("The server closed the stream before the answer was "
+                                    "complete. What had arrived is kept.")
+
+    def _read_whole(self, response: httpx.Response) -> Iterator[Piece]:
+        """A whole chat completion as JSON, from a server that does not stream: it is
+        the reply (read to twice the longest reply, JSON escapes included)."""
+        body, cut = read_capped(response, 2 * self.max_reply_bytes + MIB)
+        if cut:
+            self.reply.error = (f"The server sent its answer whole, not streamed, and it is "
+                                f"longer than {self.max_reply_bytes / MIB:g} MiB, the longest "
+                                f"reply kept ({_reply_setting()}); nothing of it is kept.")
+            return
+        parser = ChunkParser()
+        try:
+            info = parser.feed(body.decode("utf-8", errors="replace"))
+        except ServerStreamError as exc:
+            self.reply.error = f"The server answered with an error: {exc}."
+            return
+        except StreamFormatError as exc:
+            self.reply.error = (f"The server answered with JSON that is no chat completion "
+                                f"({exc}): is this an OpenAI-compatible server?")
+            return
+        if not (yield from self._pieces(info)):
+            for piece in parser.finish():
+                self.text.apply(piece)
+                yield piece
+        if self.reply.finish_reason is None and self.reply.error is None:
+            self.reply.finish_reason = "stop"  # a whole answer is complete as it stands
+
+    def _pieces(self, info: ChunkInfo) -> Generator[Piece, None, bool]:
+        """The pieces of one chunk, within the longest reply; True where it was cut."""
+        self._take(info)
+        for piece in info.pieces:
+            kept = self._within_cap(piece)
+            self._count(kept)
+            yield kept
+            if kept is not piece:
+                self.reply.error = self._cut_text()
+                return True
+        return False
+
+    def _within_cap(self, piece: Piece) -> Piece:
+        """`piece`, or its part that fits the longest reply (a new, shorter piece)."""
+        text = piece.text
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
+        if size <= self._room:
+            self._room -= size
+            return piece
+        kept = text.encode("utf-8")[: self._room].decode("utf-8", errors="ignore")
+        self._room = 0
+        return Piece(piece.kind, kept)
+
+    def _cut_text(self) -> str:
+        return (f"Answer cut at {self.max_reply_bytes / MIB:g} MiB, the longest reply "
+                f"kept ({_reply_setting()}); the part received is kept.")
 
     def _count(self, piece: Piece) -> None:
         if piece.text:
@@ -253,18 +337,21 @@ def _shutdown_socket(response: httpx.Response) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-def _http_error_text(response: httpx.Response) -> str:
-    detail = response.text.strip()
-    with contextlib.suppress(ValueError):
-        data = json.loads(detail)
-        if isinstance(data, dict):
-            error = data.get("error", data)
-            if isinstance(error, dict):
-                detail = str(error.get("message") or error)
-            elif isinstance(error, str):
-                detail = error
-            elif "detail" in data:
-                detail = str(data["detail"])
+def _http_error_text(response: httpx.Response, body: bytes, cut: bool) -> str:
+    """The server's error answer in one line: its message (from JSON where it sent
+    JSON), shortened and stripped of control characters."""
+    detail = body.decode("utf-8", errors="replace").strip()
+    if not cut:
+        with contextlib.suppress(ValueError):
+            data = loads_bounded(detail)
+            if isinstance(data, dict):
+                error = data.get("error", data)
+                if isinstance(error, dict):
+                    detail = str(error.get("message") or error)
+                elif isinstance(error, str):
+                    detail = error
+                elif "detail" in data:
+                    detail = str(data["detail"])
     hint = ""
     if response.status_code in (401, 403):
         hint = " Check the API key saved for this endpoint."
@@ -273,7 +360,50 @@ def _http_error_text(response: httpx.Response) -> str:
     elif response.status_code == 503:
         hint = " The server may still be loading the model."
     return (f"The server answered HTTP {response.status_code} "
-            f"{response.reason_phrase}: {detail[:500] or '(no details)'}.{hint}")
+            f"{plain_text(response.reason_phrase)}: {shorten(detail) or '(no details)'}."
+            f"{hint}")
+
+
+def _reply_setting() -> str:
+    from app.settings import setting_place
+
+    return setting_place("chat_max_reply_mib")
+
+
+def _media_type(response: httpx.Response) -> str:
+    kind = str(response.headers.get("content-type", ""))
+    return kind.partition(";")[0].strip().lower()
+
+
+def _is_json(response: httpx.Response) -> bool:
+    kind = _media_type(response)
+    return kind == "application/json" or kind.endswith("+json")
+
+
+def _redirect_text(response: httpx.Response) -> str:
+    """A redirect named for what it is. It is not followed: the request carries the
+    server's key, which must not go to an address the user did not give."""
+    location = str(response.headers.get("location", ""))
+    if not location:
+        return (f"The server answered HTTP {response.status_code} (a redirect) without "
+                "saying where to; is this an OpenAI-compatible server?")
+    try:
+        target = str(response.url.join(location))
+    except httpx.InvalidURL:
+        target = location
+    target = shorten(target, 300)
+    base = target.removesuffix("/chat/completions")
+    return (f"The server redirected to {target} (HTTP {response.status_code}); use that URL"
+            f"{f' ({base})' if base != target else ''} instead. Rigdeck does not follow "
+            "redirects, so a request and its key go only where you point them.")
+
+
+def _not_a_stream_text(response: httpx.Response, head: bytes) -> str:
+    kind = _media_type(response) or "no content type"
+    began = shorten(head.decode("utf-8", errors="replace"), 80)
+    return (f"The server answered {kind}, not a stream of events"
+            f"{f', beginning “{began}”' if began else ''}: is this an OpenAI-compatible "
+            "server (it should answer /v1/chat/completions)?")
 
 
 def _timeout_text(exc: httpx.TimeoutException, timeout: httpx.Timeout) -> str:
@@ -303,8 +433,11 @@ class ChatClient:
     """Talks to one server; one httpx client (a connection pool) for its lifetime."""
 
     def __init__(self, base_url: str, api_key: str | None = None,
-                 timeouts: Timeouts | None = None) -> None:
+                 timeouts: Timeouts | None = None, *,
+                 max_reply_mib: float = MAX_REPLY_MIB) -> None:
         self.base_url = normalise_base_url(base_url)
+        self.max_reply_mib = max_reply_mib
+        """The longest reply a stream keeps; past it the reply is cut, the part kept."""
         self.root_url = self.base_url[: -len("/v1")]
         self.timeouts = timeouts or Timeouts()
         self._headers = {"Accept": "text/event-stream"}
@@ -325,29 +458,42 @@ class ChatClient:
     def stream(self, request: ChatRequest) -> ChatStream:
         """A stream for `request`; nothing is sent until it is iterated."""
         return ChatStream(self._http, f"{self.base_url}/chat/completions", request,
-                          self._headers)
+                          self._headers, max_reply_bytes=int(self.max_reply_mib * MIB))
+
+    def _probe_timeout(self, longest: float) -> float:
+        """A probe waits `longest` seconds at most, less where the user asked for less."""
+        return min(longest, self.timeouts.read)
 
     def _get_json(self, url: str, body: dict[str, Any] | None = None) -> Any:
+        """The JSON at `url` (None on any failure: these are optional questions); the
+        body is read to a cap and parsed to a depth, whatever the server sends."""
         headers = {k: v for k, v in self._headers.items() if k != "Accept"}
         try:
-            if body is None:
-                response = self._http.get(url, headers=headers, timeout=10.0)
-            else:
-                response = self._http.post(url, json=body, headers=headers, timeout=10.0)
+            with self._http.stream("GET" if body is None else "POST", url, json=body,
+                                   headers=headers,
+                                   timeout=self._probe_timeout(10.0)) as response:
+                if response.status_code != 200:
+                    return None
+                data, cut = read_capped(response, JSON_BODY_BYTES)
         except httpx.HTTPError as exc:
             log.debug("%s: %s", url, exc)
             return None
-        if response.status_code != 200:
+        if cut:
+            log.debug("%s: an answer of more than %d bytes, ignored", url, JSON_BODY_BYTES)
             return None
         try:
-            return response.json()
-        except ValueError:
+            return loads_bounded(data)
+        except ValueError as exc:
+            log.debug("%s: %s", url, exc)
             return None
 
     def reachable(self) -> bool:
-        """Whether anything answers HTTP at this address (any status counts)."""
+        """Whether anything answers HTTP at this address (any status counts; the body is
+        not read)."""
         try:
-            self._http.get(f"{self.base_url}/models", headers=self._headers, timeout=5.0)
+            with self._http.stream("GET", f"{self.base_url}/models", headers=self._headers,
+                                   timeout=self._probe_timeout(5.0)):
+                pass
         except httpx.HTTPError:
             return False
         return True

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.chat.base_url import normalise_base_url
+from app.chat.bounds import MAX_REPLY_MIB
 from app.chat.endpoints import EndpointStore
 from app.chat.export import ReasoningExport, export_to_file
 from app.chat.history import HistoryStore, Message
@@ -51,12 +52,15 @@ class ChatService:
     """Conversations with the running backends and saved endpoints."""
 
     def __init__(self, paths: AppPaths, secrets: SecretStore, backends: BackendsService, *,
-                 history: HistoryStore | None = None) -> None:
+                 history: HistoryStore | None = None,
+                 max_reply_mib: float = MAX_REPLY_MIB) -> None:
         self.history = history if history is not None else HistoryStore.in_data_folder(paths.data)
         self.presets = PresetStore(paths.config / "presets")
         self.endpoints = EndpointStore(paths.config / "endpoints.toml", secrets)
         self.memory = ThinkingMemory(paths.data / "thinking_switch.json")
         self.backends = backends
+        self.max_reply_mib = max_reply_mib
+        """The longest reply kept (the setting chat_max_reply_mib), for the next client."""
         self._support: dict[str, ThinkingSupport] = {}
         self._streams: dict[ReplyRun, tuple[str, str]] = {}
         """Runs begun for a backend Rigdeck runs, with its (host, name), until they end."""
@@ -131,7 +135,8 @@ class ChatService:
         """The client for `target`, with its key (blocking: may ask the keyring)."""
         from app.chat.client import ChatClient
 
-        return ChatClient(target.url, self.api_key(target), timeouts)
+        return ChatClient(target.url, self.api_key(target), timeouts,
+                          max_reply_mib=self.max_reply_mib)
 
     def probe(self, target: ChatTarget) -> ThinkingSupport | None:
         """How the target switches thinking; None when nothing answers (blocking: HTTP)."""

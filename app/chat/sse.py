@@ -3,16 +3,37 @@
 The network hands us bytes cut anywhere: inside a UTF-8 sequence, between CR and LF,
 in the middle of a field name. The decoder keeps what it cannot finish yet, so the events
 come out the same however the stream was split (the tests cut it at every byte).
+
+It is linear in its input: each chunk is scanned once, and a line not ended yet is kept
+as a list of its parts, never rescanned (a 100 MB line without a newline used to take a
+minute). A line or an event longer than its cap ends the stream with `SseLimitError`:
+no chat chunk is megabytes long, and holding one would let a server fill the memory.
 """
 
 from __future__ import annotations
 
 import codecs
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
+
+MAX_LINE_CHARS = 8 * 1024 * 1024
+"""The longest line (8 MiB of ASCII); a chat chunk is a few hundred bytes."""
+MAX_EVENT_CHARS = 8 * 1024 * 1024
+"""The longest event, all its `data:` lines together."""
+
+_LINE_END = re.compile(r"\r\n?|\n")
+
+
+class SseLimitError(Exception):
+    """A line or an event passed its cap; the message says which and how long."""
+
+
+def _mib(chars: int) -> str:
+    return f"{chars / (1024 * 1024):g} MiB"
 
 
 @dataclass(frozen=True)
@@ -26,15 +47,25 @@ class SseEvent:
 class SseDecoder:
     """Feeds bytes in, gets whole events out (the WHATWG event-stream rules)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_line: int = MAX_LINE_CHARS,
+                 max_event: int = MAX_EVENT_CHARS) -> None:
         self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._buffer = ""
+        self._max_line = max_line
+        self._max_event = max_event
+        self._partial: list[str] = []
+        """The parts of a line not ended yet."""
+        self._partial_len = 0
         self._data: list[str] = []
+        self._data_len = 0
         self._event = ""
         self._pending_cr = False
 
     def feed(self, chunk: bytes) -> Iterator[SseEvent]:
-        """Decode `chunk` and yield every event it completes."""
+        """Decode `chunk` and yield every event it completes.
+
+        Raises:
+            SseLimitError: a line or an event is longer than the decoder's cap.
+        """
         text = self._text.decode(chunk)
         if not text:
             return
@@ -43,40 +74,43 @@ class SseDecoder:
             self._pending_cr = False
             if text.startswith("\n"):
                 text = text[1:]
-        self._buffer += text
-        yield from self._lines()
+        yield from self._scan(text)
 
     def close(self) -> Iterator[SseEvent]:
         """Flush at end of stream; an event not ended by a blank line is dropped (per spec)."""
-        self._buffer += self._text.decode(b"", final=True)
-        yield from self._lines()
-        if self._buffer or self._data:
-            log.debug("stream ended inside an event; %d bytes dropped", len(self._buffer))
-        self._buffer = ""
-        self._data = []
+        yield from self._scan(self._text.decode(b"", final=True))
+        if self._partial or self._data:
+            log.debug("stream ended inside an event; %d characters dropped",
+                      self._partial_len + self._data_len)
+        self._partial, self._partial_len = [], 0
+        self._data, self._data_len = [], 0
 
-    def _lines(self) -> Iterator[SseEvent]:
-        buffer = self._buffer
+    def _scan(self, text: str) -> Iterator[SseEvent]:
         start = 0
-        length = len(buffer)
-        while start < length:
-            lf = buffer.find("\n", start)
-            cr = buffer.find("\r", start, lf if lf >= 0 else length)
-            if cr >= 0:
-                end, nxt = cr, cr + 1
-                if nxt < length and buffer[nxt] == "\n":
-                    nxt += 1
-                elif nxt == length:
-                    self._pending_cr = True
-            elif lf >= 0:
-                end, nxt = lf, lf + 1
+        for end in _LINE_END.finditer(text):
+            if self._partial_len + end.start() - start > self._max_line:
+                raise self._line_too_long()
+            if self._partial:
+                self._partial.append(text[start:end.start()])
+                line = "".join(self._partial)
+                self._partial, self._partial_len = [], 0
             else:
-                break
-            event = self._line(buffer[start:end])
-            start = nxt
+                line = text[start:end.start()]
+            start = end.end()
+            if start == len(text) and end.group() == "\r":
+                self._pending_cr = True
+            event = self._line(line)
             if event is not None:
                 yield event
-        self._buffer = buffer[start:]
+        if start < len(text):
+            self._partial_len += len(text) - start
+            if self._partial_len > self._max_line:
+                raise self._line_too_long()
+            self._partial.append(text[start:])
+
+    def _line_too_long(self) -> SseLimitError:
+        return SseLimitError(f"the server sent a line longer than {_mib(self._max_line)} "
+                             "(no chat chunk is that long)")
 
     def _line(self, line: str) -> SseEvent | None:
         if not line:
@@ -84,7 +118,7 @@ class SseDecoder:
                 self._event = ""
                 return None
             event = SseEvent("\n".join(self._data), self._event or "message")
-            self._data = []
+            self._data, self._data_len = [], 0
             self._event = ""
             return event
         if line.startswith(":"):
@@ -93,6 +127,10 @@ class SseDecoder:
         if colon and value.startswith(" "):
             value = value[1:]
         if name == "data":
+            self._data_len += len(value) + 1
+            if self._data_len > self._max_event:
+                raise SseLimitError(f"the server sent an event longer than "
+                                    f"{_mib(self._max_event)} (no chat chunk is that long)")
             self._data.append(value)
         elif name == "event":
             self._event = value

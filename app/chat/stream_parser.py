@@ -15,6 +15,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from app.chat.bounds import JsonTooDeepError, loads_bounded
+from app.chat.plain_text import shorten
+
 log = logging.getLogger(__name__)
 
 OPEN_TAG = "<think>"
@@ -112,26 +115,38 @@ def is_lone_close(piece: Piece) -> bool:
     return piece is LONE_CLOSE
 
 
-@dataclass
 class ReplyText:
-    """The answer and reasoning so far; applies pieces, including a lone close tag."""
+    """The answer and reasoning so far; applies pieces, including a lone close tag.
 
-    answer: str = ""
-    reasoning: str = ""
-    reasoning_pieces: int = 0
-    answer_pieces: int = 0
+    The text is kept as a list of parts, joined when read: adding to a str attribute
+    copies it each time, which made a long reply of small pieces quadratic.
+    """
+
+    def __init__(self) -> None:
+        self._answer: list[str] = []
+        self._reasoning: list[str] = []
+        self.reasoning_pieces = 0
+        self.answer_pieces = 0
+
+    @property
+    def answer(self) -> str:
+        return _joined(self._answer)
+
+    @property
+    def reasoning(self) -> str:
+        return _joined(self._reasoning)
 
     def apply(self, piece: Piece) -> None:
         if is_lone_close(piece):
-            self.reasoning += self.answer
+            self._reasoning.extend(self._answer)
             self.reasoning_pieces += self.answer_pieces
-            self.answer = ""
+            self._answer = []
             self.answer_pieces = 0
         elif piece.kind == "reasoning":
-            self.reasoning += piece.text
+            self._reasoning.append(piece.text)
             self.reasoning_pieces += 1
         else:
-            self.answer += piece.text
+            self._answer.append(piece.text)
             self.answer_pieces += 1
 
     def clean_answer(self) -> str:
@@ -139,6 +154,13 @@ class ReplyText:
 
     def clean_reasoning(self) -> str:
         return self.reasoning.strip()
+
+
+def _joined(parts: list[str]) -> str:
+    """The parts as one string, kept as the only part (the next read costs nothing)."""
+    if len(parts) > 1:
+        parts[:] = ["".join(parts)]
+    return parts[0] if parts else ""
 
 
 @dataclass
@@ -169,8 +191,10 @@ class ChunkParser:
         if data.strip() == "[DONE]":
             return ChunkInfo(pieces=self._splitter.finish(), done=True)
         try:
-            chunk = json.loads(data)
-        except json.JSONDecodeError as exc:
+            chunk = loads_bounded(data)
+        except JsonTooDeepError as exc:
+            raise StreamFormatError(str(exc)) from None
+        except ValueError as exc:
             raise StreamFormatError(
                 f"the server sent something that is not JSON: {data[:120]!r}"
             ) from exc
@@ -187,22 +211,28 @@ class ChunkParser:
         if not isinstance(choices, list):
             raise StreamFormatError(f"a chunk without choices: {data[:120]!r}")
         for choice in choices[:1]:
-            if not isinstance(choice, dict):
+            # "message" in a whole (not streamed) completion, "delta" in a chunk
+            delta = (choice.get("delta") or choice.get("message") or {}
+                     if isinstance(choice, dict) else None)
+            if not isinstance(delta, dict):
                 raise StreamFormatError(f"a malformed choice: {data[:120]!r}")
-            delta = choice.get("delta") or {}
-            reasoning = delta.get("reasoning_content")
-            if not isinstance(reasoning, str) or not reasoning:
-                reasoning = delta.get("reasoning")
-            if isinstance(reasoning, str) and reasoning:
-                info.pieces.append(Piece("reasoning", reasoning))
-            content = delta.get("content")
-            if isinstance(content, str) and content:
-                info.pieces.extend(self._splitter.feed(content))
-            reason = choice.get("finish_reason")
-            if isinstance(reason, str):
-                info.finish_reason = reason
-                info.pieces.extend(self._splitter.finish())
+            self._read_choice(choice, delta, info)
         return info
+
+    def _read_choice(self, choice: dict[str, Any], delta: dict[str, Any],
+                     info: ChunkInfo) -> None:
+        reasoning = delta.get("reasoning_content")
+        if not isinstance(reasoning, str) or not reasoning:
+            reasoning = delta.get("reasoning")
+        if isinstance(reasoning, str) and reasoning:
+            info.pieces.append(Piece("reasoning", reasoning))
+        content = delta.get("content")
+        if isinstance(content, str) and content:
+            info.pieces.extend(self._splitter.feed(content))
+        reason = choice.get("finish_reason")
+        if isinstance(reason, str):
+            info.finish_reason = reason
+            info.pieces.extend(self._splitter.finish())
 
     def finish(self) -> list[Piece]:
         """Text still held back when the stream ends without [DONE]."""
@@ -210,8 +240,9 @@ class ChunkParser:
 
 
 def _error_text(error: Any) -> str:
+    """The server's error object as one short line of plain text."""
     if isinstance(error, dict):
-        message = error.get("message") or json.dumps(error)
+        message = shorten(str(error.get("message") or json.dumps(error)))
         code = error.get("code")
-        return f"{message} (code {code})" if code else str(message)
-    return str(error)
+        return f"{message} (code {shorten(str(code), 40)})" if code else message
+    return shorten(str(error))

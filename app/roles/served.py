@@ -15,6 +15,8 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from app.chat.base_url import normalise_base_url
+from app.chat.bounds import ERROR_BODY_BYTES, JSON_BODY_BYTES, loads_bounded, read_capped
+from app.chat.plain_text import shorten
 from app.errors import UserError
 
 if TYPE_CHECKING:
@@ -74,13 +76,14 @@ NO_LORA = ServedLoras("none", reason="the backend does not answer /lora-adapters
 class LoraApi:
     """The LoRA endpoints of one server (llama.cpp or vLLM); close() when done."""
 
-    def __init__(self, base_url: str, api_key: str | None = None) -> None:
+    def __init__(self, base_url: str, api_key: str | None = None, *,
+                 timeout_s: float = REQUEST_TIMEOUT_S) -> None:
         self.base_url = normalise_base_url(base_url)
         self.root_url = self.base_url.removesuffix("/v1")
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         import httpx  # here, not at import: the GUI builds its services before the window
 
-        self._http = httpx.Client(timeout=REQUEST_TIMEOUT_S)
+        self._http = httpx.Client(timeout=timeout_s)
 
     def close(self) -> None:
         self._http.close()
@@ -92,23 +95,29 @@ class LoraApi:
         self.close()
 
     def _get(self, url: str) -> Any:
+        """The JSON at `url`, None where the server has none; the body is read to a cap
+        and parsed to a depth (a hostile server cannot make this grow without bound)."""
         import httpx
 
         try:
-            response = self._http.get(url, headers=self._headers)
+            with self._http.stream("GET", url, headers=self._headers) as response:
+                if response.status_code in (401, 403):
+                    raise UserError(f"{self.root_url} refused the request (HTTP "
+                                    f"{response.status_code}): a wrong or missing API key")
+                if response.status_code != 200:
+                    return None
+                body, cut = read_capped(response, JSON_BODY_BYTES)
         except httpx.TransportError as exc:
             raise UserError(f"nothing answers at {self.root_url} ({exc}); start the backend "
                             "or check the URL") from exc
         except httpx.HTTPError as exc:
             log.debug("%s: %s", url, exc)
             return None
-        if response.status_code in (401, 403):
-            raise UserError(f"{self.root_url} refused the request (HTTP "
-                            f"{response.status_code}): a wrong or missing API key")
-        if response.status_code != 200:
+        if cut:
+            log.debug("%s: an answer of more than %d bytes, ignored", url, JSON_BODY_BYTES)
             return None
         try:
-            return response.json()
+            return loads_bounded(body)
         except ValueError:
             return None
 
@@ -150,10 +159,13 @@ class LoraApi:
 
         url = f"{self.base_url}/load_lora_adapter"
         try:
-            response = self._http.post(url, json={"lora_name": name, "lora_path": path},
-                                       headers=self._headers, timeout=LOAD_TIMEOUT_S)
+            with self._http.stream("POST", url, json={"lora_name": name, "lora_path": path},
+                                   headers=self._headers, timeout=LOAD_TIMEOUT_S) as response:
+                if response.status_code == 200:
+                    return
+                body, _ = read_capped(response, ERROR_BODY_BYTES)
         except httpx.HTTPError as exc:
             raise UserError(f"loading adapter {name} failed: {exc}") from exc
-        if response.status_code != 200:
-            detail = response.text.strip()[:300] or f"HTTP {response.status_code}"
-            raise UserError(f"the backend refused to load adapter {name}: {detail}")
+        detail = shorten(body.decode("utf-8", errors="replace"), 300)
+        raise UserError(f"the backend refused to load adapter {name}: "
+                        f"{detail or f'HTTP {response.status_code}'}")

@@ -1,5 +1,6 @@
 """Fixtures for the reliability tests: a small disk that can be filled, and a local
-OpenAI-compatible server whose stream the test scripts."""
+OpenAI-compatible server whose stream the test scripts; the hostile-server cases print
+their figures (peak RSS, wall time) as one table."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from app.paths import AppPaths
 from tests.realparts.fixtures import part_missing
+from tests.reliability.measure import FIGURES
 from tests.reliability.sse_server import SseServer
 
 if TYPE_CHECKING:  # Qt is imported by the tests that use the window only
@@ -88,3 +90,16 @@ def services(qtbot: object, data_disk: SmallDisk, app_paths: AppPaths) -> Iterat
     built = Services.build(app_paths)
     yield built
     built.shutdown()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not FIGURES:
+        return
+    terminalreporter.section("hostile server: peak RSS and wall time per case")
+    terminalreporter.write_line(f"{'case':<16} {'way':<8} {'peak RSS MiB':>12} "
+                                f"{'wall s':>7} {'exit':>5}  message")
+    for figure in FIGURES:
+        code = "-" if figure.exit_code is None else str(figure.exit_code)
+        terminalreporter.write_line(
+            f"{figure.case:<16} {figure.way:<8} {figure.peak_rss_mib:>12.1f} "
+            f"{figure.wall_s:>7.2f} {code:>5}  {figure.message[:110]}")

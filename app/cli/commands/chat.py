@@ -1,7 +1,9 @@
 """`rigdeck chat`: stream a reply from a backend to stdout, and list or export history.
 
 The answer goes to stdout, the thinking to stderr (or nowhere with --hide-reasoning), so
-`rigdeck chat "..." > answer.txt` keeps only the answer. Every exchange is stored in the
+`rigdeck chat "..." > answer.txt` keeps only the answer. Both are printed without the
+terminal escape sequences and control characters a server may put in (\n and \t stay);
+the history keeps the reply as it came. Every exchange is stored in the
 chat history like the GUI's (unless --no-save).
 """
 
@@ -16,6 +18,7 @@ from typing import TextIO
 from app.chat.client import Timeouts
 from app.chat.export import export_to_file, write_jsonl, write_markdown
 from app.chat.history import HistoryStore
+from app.chat.plain_text import ControlStripper, plain_text
 from app.chat.service import ChatService
 from app.chat.session import TurnSettings
 from app.chat.stream_parser import Piece
@@ -23,10 +26,11 @@ from app.chat.targets import ChatTarget
 from app.errors import UserError
 from app.paths import AppPaths
 from app.roles.binding import base_request, bind_role
-from app.roles.served import LoraApi
+from app.roles.served import REQUEST_TIMEOUT_S, LoraApi
 from app.roles.store import RoleStore
 from app.runtime.setup import build_service
 from app.secrets import SecretStore
+from app.settings import SettingsStore
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +89,12 @@ def chat_service(paths: AppPaths, *, no_save: bool = False) -> ChatService:
     """The chat service with the backends every host runs now (an unreachable host is
     skipped: a saved endpoint or URL still works); the caller closes it and its
     `backends`. `rigdeck roles --backend` resolves its name with the same service."""
-    backends = build_service(paths)
+    settings = SettingsStore(paths.settings_file)
+    backends = build_service(paths, settings)
     backends.refresh()
     return ChatService(paths, SecretStore(), backends,
-                       history=HistoryStore(None) if no_save else None)
+                       history=HistoryStore(None) if no_save else None,
+                       max_reply_mib=settings.settings.chat_max_reply_mib)
 
 
 def _target(service: ChatService, args: argparse.Namespace) -> ChatTarget:
@@ -122,7 +128,9 @@ def _turn(service: ChatService, args: argparse.Namespace, prompt: str) -> int:
     except ValueError as exc:
         raise UserError(f"{exc}: a server URL looks like http://127.0.0.1:8080") from None
     try:
-        with LoraApi(target.url, api_key) as api:
+        # a silent server costs the user's --timeout per question, not more
+        with LoraApi(target.url, api_key,
+                     timeout_s=min(REQUEST_TIMEOUT_S, args.timeout)) as api:
             settings = TurnSettings(
                 thinking=args.thinking, preset=preset, model=args.model,
                 max_tokens=args.max_tokens,
@@ -146,10 +154,10 @@ def _turn(service: ChatService, args: argparse.Namespace, prompt: str) -> int:
         printer.end()
         reply = result.reply
         if result.switch_ignored and result.message.error:
-            print(f"rigdeck: {result.message.error}", file=sys.stderr)
+            print(f"rigdeck: {plain_text(result.message.error)}", file=sys.stderr)
         if reply.error:
             code = 2 if not (reply.answer or reply.reasoning) else 1
-            raise UserError(reply.error, exit_code=code)
+            raise UserError(plain_text(reply.error), exit_code=code)
         log.info("reply: %s tokens/s (%s), ttft %s s, finish %s", reply.tokens_per_s,
                  reply.tokens_per_s_source, reply.ttft_s, reply.finish_reason)
         return 0
@@ -165,12 +173,16 @@ class _Printer:
         self.thinking = thinking
         self._last: str | None = None
         self._started = {"answer": False, "reasoning": False}
+        self._plain = {"answer": ControlStripper(), "reasoning": ControlStripper()}
+        """The server's text reaches the terminal without escape sequences."""
 
     def piece(self, piece: Piece) -> None:
         stream = self.out if piece.kind == "answer" else self.thinking
         if stream is None or not piece.text:
             return
-        text = piece.text
+        text = self._plain[piece.kind].feed(piece.text)
+        if not text:
+            return
         if not self._started[piece.kind]:
             text = text.lstrip()
             if not text:

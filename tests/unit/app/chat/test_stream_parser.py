@@ -14,6 +14,7 @@ import pytest
 from app.chat.sse import SseDecoder
 from app.chat.stream_parser import (
     ChunkParser,
+    Piece,
     ReplyText,
     ServerStreamError,
     StreamFormatError,
@@ -131,3 +132,20 @@ def test_usage_and_timings_are_read() -> None:
         '"timings": {"predicted_per_second": 42.5}}')
     assert info.usage == {"completion_tokens": 8}
     assert info.timings == {"predicted_per_second": 42.5}
+
+
+def test_json_nested_100000_deep_is_refused_with_its_depth() -> None:
+    with pytest.raises(StreamFormatError, match="nested deeper than 64 levels"):
+        ChunkParser().feed("[" * 100_000 + "]" * 100_000)
+
+
+def test_a_chunk_with_a_deep_field_is_refused() -> None:
+    deep = "[" * 70 + "]" * 70
+    with pytest.raises(StreamFormatError, match="nested deeper than 64 levels"):
+        ChunkParser().feed('{"choices": [{"delta": {"content": "hi"}}], "x": ' + deep + "}")
+
+
+def test_a_chunk_with_many_shallow_lists_is_read() -> None:
+    lists = ", ".join(["[1, 2]"] * 200)
+    info = ChunkParser().feed('{"choices": [{"delta": {"content": "hi"}}], "x": [' + lists + "]}")
+    assert info.pieces == [Piece("answer", "hi")]
