@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QPushButton,
     QScrollArea,
+    QSpinBox,
     QSystemTrayIcon,
     QVBoxLayout,
     QWidget,
@@ -46,6 +47,7 @@ class SettingsPage(QWidget):
         layout = QVBoxLayout(body)
         layout.addWidget(self._general_group())
         layout.addWidget(self._monitor_group())
+        layout.addWidget(self._chat_group())
         self.engines_group = EnginesGroup(services)
         layout.addWidget(self.engines_group)
         self.hosts_group = HostsGroup(services)
@@ -149,6 +151,21 @@ class SettingsPage(QWidget):
             spin.valueChanged.connect(lambda value, n=name: self._settings.set(n, float(value)))
             self.monitor_boxes[name] = spin
             form.addRow(label, spin)
+        return group
+
+    def _chat_group(self) -> QGroupBox:
+        """What a chat accepts from a server."""
+        group = QGroupBox("Chat")
+        form = QFormLayout(group)
+        self.max_reply_spin = QSpinBox()
+        low, high = setting_limits("chat_max_reply_mib")
+        self.max_reply_spin.setRange(int(low), int(high))
+        self.max_reply_spin.setSuffix(" MiB")
+        self.max_reply_spin.setValue(int(self._settings.get("chat_max_reply_mib")))
+        self.max_reply_spin.setToolTip(Settings.description("chat_max_reply_mib"))
+        self.max_reply_spin.valueChanged.connect(
+            lambda value: self._settings.set("chat_max_reply_mib", int(value)))
+        form.addRow(shown_settings()["chat_max_reply_mib"][1], self.max_reply_spin)
         return group
 
     def _folders_group(self) -> QGroupBox:
