@@ -10,6 +10,7 @@ the very first tokens, so base, role A and role B answer differently. The server
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -300,10 +301,14 @@ def test_cli_up_with_roles_preloads_fitting_roles_only(
         assert "role 'Wide' left out: incompatible base: hidden size 128 ≠ 64" in up.stdout
         url = next(line.split(" at ")[1] for line in up.stdout.splitlines()
                    if line.startswith("ready:"))
-        keyless = subprocess.run([*run, "roles", "--url", url], capture_output=True,
-                                 text=True, timeout=60)
-        assert keyless.returncode == 2
-        assert "a wrong or missing API key" in keyless.stderr
+        by_url = subprocess.run([*run, "roles", "--url", url], capture_output=True,
+                                text=True, timeout=60)  # a Rigdeck backend's key is found
+        assert by_url.returncode == 0, by_url.stderr
+        wrong = subprocess.run([*run, "roles", "--url", url, "--api-key-env", "WRONG_KEY"],
+                               capture_output=True, text=True, timeout=60,
+                               env={**os.environ, "WRONG_KEY": "not-its-key"})
+        assert wrong.returncode == 2
+        assert "a wrong or missing API key" in wrong.stderr
         # a saved endpoint of the same name, where nothing answers: the running backend
         # comes first, for roles as for chat
         EndpointStore(app_paths.config / "endpoints.toml", SecretStore()).save(

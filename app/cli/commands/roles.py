@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     where.add_argument("--backend", metavar="NAME",
                        help="the same for a running backend by name or HOST/NAME (see "
                             "rigdeck ps), else a saved endpoint, as in rigdeck chat")
-    parser.add_argument("--api-key", help="API key for --url")
+    parser.add_argument("--api-key-env", metavar="VAR",
+                        help="for --url: read the server's API key from this environment "
+                             "variable (a Rigdeck backend's own key is found by itself; a "
+                             "key is never given on the command line, where `ps` shows it)")
     parser.add_argument("--import", dest="import_file", type=Path, metavar="FILE",
                         help="add the role in FILE to your roles")
     parser.add_argument("--replace", action="store_true",
@@ -54,10 +58,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     roles = store.all()
     checked: BackendRoles | None = None
-    if args.url:
-        checked = check_roles(roles.values(), args.url, args.api_key)
-    elif args.backend:
-        checked = _check_backend(paths, roles.values(), args.backend)
+    if args.url or args.backend:
+        checked = _check_backend(paths, roles.values(), args.url or args.backend,
+                                 key_env=args.api_key_env)
     rows = [_row(role, checked) for role in roles.values()]
     if args.json:
         print(json.dumps({"roles": rows, "problems": store.problems}, indent=2,
@@ -75,17 +78,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_backend(paths: AppPaths, roles: Iterable[Role], name: str) -> BackendRoles:
+def _check_backend(paths: AppPaths, roles: Iterable[Role], name: str, *,
+                   key_env: str | None = None) -> BackendRoles:
     """`check_roles` for what `name` means to `rigdeck chat --backend`: a running backend
-    (its plan and key), else a saved endpoint (its key), else a URL (`ChatService.resolve`).
+    (its plan and key), else a saved endpoint (its key), else a URL (`ChatService.resolve`;
+    a URL a Rigdeck backend serves is that backend). `key_env`: where the key of another
+    server is.
 
     Raises:
-        UserError: nothing runs or is saved by that name, or its server cannot be asked.
+        UserError: nothing runs or is saved by that name, its server cannot be asked, or
+            `key_env` is not set.
     """
     service = chat_service(paths, no_save=True)
     try:
         target = service.resolve(name)
-        return check_roles(roles, target.url, service.api_key(target), target.plan)
+        key = service.api_key(target)
+        if key_env:
+            key = os.environ.get(key_env)
+            if not key:
+                raise UserError(f"--api-key-env {key_env}: that variable is not set")
+        return check_roles(roles, target.url, key, target.plan)
     finally:
         service.close()
         service.backends.close()
