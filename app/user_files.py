@@ -22,12 +22,14 @@ import sys
 import tempfile
 import threading
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from app.errors import UserError
+
+T = TypeVar("T")
 
 MAX_USER_FILE = 1 << 20
 """The largest role, preset, endpoints, hosts or settings file read (1 MiB): the real ones
@@ -245,3 +247,23 @@ def saving_failed(what: str, path: Path, exc: OSError) -> UserError:
     """The message for a write that failed: the old file is untouched (atomic writes)."""
     return UserError(f"cannot save {what} to {path}: {exc.strerror or exc}; the file "
                      "there is unchanged")
+
+
+def read_folder(folder: Path, parse: Callable[[str, str], T], what: str,
+                errors: tuple[type[Exception], ...]) -> tuple[dict[Path, T], dict[Path, str]]:
+    """Every `*.toml` of `folder` parsed by `parse(text, source)`: those read (path → value)
+    and those not (path → why), so one bad file is a problem of its own, never a crash.
+    `errors`: what `parse` raises for a file that is not a `what`."""
+    found: dict[Path, T] = {}
+    bad: dict[Path, str] = {}
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.toml")):
+            try:
+                text = read_text(path)
+                if text is not None:
+                    found[path] = parse(text, str(path))
+            except UserFileError as exc:
+                bad[path] = f"{what} file {exc}"
+            except errors as exc:
+                bad[path] = str(exc)
+    return found, bad

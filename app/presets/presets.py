@@ -22,9 +22,8 @@ import tomli_w
 from app.errors import UserError
 from app.presets.thinking import sampling_for
 from app.user_files import (
-    UserFileError,
     folder_lock,
-    read_text,
+    read_folder,
     saving_failed,
     write_atomically,
 )
@@ -192,19 +191,9 @@ class PresetStore:
 
     def _user_files(self) -> tuple[dict[Path, Preset], dict[Path, str]]:
         """The user's preset files: those read (path → preset) and those not (→ why)."""
-        presets: dict[Path, Preset] = {}
-        bad: dict[Path, str] = {}
-        if self.user_folder.is_dir():
-            for path in sorted(self.user_folder.glob("*.toml")):
-                try:
-                    text = read_text(path)
-                    if text is not None:
-                        presets[path] = preset_from_toml(text, source=str(path))
-                except UserFileError as exc:
-                    bad[path] = f"preset file {exc}"
-                except PresetError as exc:
-                    bad[path] = str(exc)
-        return presets, bad
+        return read_folder(self.user_folder,
+                           lambda text, source: preset_from_toml(text, source=source),
+                           "preset", (PresetError,))
 
     def all(self) -> dict[str, Preset]:
         """Every preset by name: shipped ones first (in file order), then the user's."""

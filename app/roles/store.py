@@ -17,6 +17,7 @@ from app.roles.role import Role, RoleError, role_from_toml
 from app.user_files import (
     UserFileError,
     folder_lock,
+    read_folder,
     read_text,
     saving_failed,
     write_atomically,
@@ -57,19 +58,9 @@ class RoleStore:
 
     def _user_files(self) -> tuple[dict[Path, Role], dict[Path, str]]:
         """The user's role files: those read (path → role) and those not (path → why)."""
-        roles: dict[Path, Role] = {}
-        bad: dict[Path, str] = {}
-        if self.user_folder.is_dir():
-            for path in sorted(self.user_folder.glob("*.toml")):
-                try:
-                    text = read_text(path)
-                    if text is not None:
-                        roles[path] = role_from_toml(text, source=str(path))
-                except UserFileError as exc:
-                    bad[path] = f"role file {exc}"
-                except RoleError as exc:
-                    bad[path] = str(exc)
-        return roles, bad
+        return read_folder(self.user_folder,
+                           lambda text, source: role_from_toml(text, source=source),
+                           "role", (RoleError,))
 
     def all(self) -> dict[str, Role]:
         """Every role by name: shipped ones first (in file order), then the user's."""
