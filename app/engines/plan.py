@@ -252,3 +252,6 @@ def _check_vllm(plan: LaunchPlan) -> None:
         raise PlanError(f"vLLM cannot use a {plan.cache_type_k} KV cache (use f16 or q8_0/fp8)")
     if not plan.gpus:
         raise PlanError("vLLM needs at least one GPU; choose gpus or use llama.cpp")
+    if plan.cpu_offload_gb is not None and not (0 <= plan.cpu_offload_gb < float("inf")):
+        raise PlanError(f"plan setting cpu_offload_gb must be 0 or more, not "
+                        f"{plan.cpu_offload_gb}")
