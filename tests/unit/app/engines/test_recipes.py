@@ -63,6 +63,13 @@ def test_vllm_command_line_uses_only_documented_flags() -> None:
     assert spec.user == "65534:65534"  # /hf is not on this machine: nobody
 
 
+@pytest.mark.parametrize("offload", [-1.0, float("nan"), float("inf")])
+def test_a_vllm_offload_that_is_no_size_is_refused(offload: float) -> None:
+    plan = LaunchPlan(model="/hf/qwen", engine="vllm", gpus=("0",), cpu_offload_gb=offload)
+    with pytest.raises(PlanError, match="cpu_offload_gb must be 0 or more"):
+        vllm.recipe(plan, port=8000)
+
+
 @pytest.mark.parametrize(("raw", "reason"), [
     ({"model": "/m.gguf", "turbo": 1}, "unknown plan setting"),
     ({"model": "/m.gguf", "tensor_split": [1, 1], "gpus": ["0"]}, "one part per GPU"),
@@ -73,13 +80,6 @@ def test_vllm_command_line_uses_only_documented_flags() -> None:
     ({"model": "/m.gguf", "context": -4096}, "context must be at least 1"),
     ({"model": "/m.gguf", "n_cpu_moe": -1}, "n_cpu_moe cannot be negative"),
 ])
-@pytest.mark.parametrize("offload", [-1.0, float("nan"), float("inf")])
-def test_a_vllm_offload_that_is_no_size_is_refused(offload: float) -> None:
-    plan = LaunchPlan(model="/hf/qwen", engine="vllm", gpus=("0",), cpu_offload_gb=offload)
-    with pytest.raises(PlanError, match="cpu_offload_gb must be 0 or more"):
-        vllm.recipe(plan, port=8000)
-
-
 def test_conflicting_plans_are_refused_with_the_reason(raw: dict[str, object],
                                                        reason: str) -> None:
     with pytest.raises(PlanError, match=reason):
