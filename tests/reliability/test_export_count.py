@@ -48,7 +48,7 @@ def test_every_conversation_is_exported_and_counted(app_paths: AppPaths,
     out = tmp_path / "all.jsonl"
     run = rigdeck(home, "chat", "--export", "jsonl", "-o", str(out))
     assert run.returncode == 0, run.stderr
-    assert run.stderr.strip() == f"exported {total} conversation(s) to {out}"
+    assert run.stdout.strip() == f"exported {total} conversation(s) to {out}"
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(lines) == total == 31
     questions = [line["messages"][0]["content"] for line in lines]

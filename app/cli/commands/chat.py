@@ -227,7 +227,9 @@ def _export(paths: AppPaths, args: argparse.Namespace) -> int:
             count, where = write_jsonl(store, sys.stdout, ids, reasoning=args.reasoning), ""
         else:
             count, where = write_markdown(store, sys.stdout, ids), ""
-        print(f"exported {count} conversation(s){where}", file=sys.stderr)
+        # beside the conversations on stdout the count would corrupt them: stderr then
+        print(f"exported {count} conversation(s){where}",
+              file=sys.stdout if args.output else sys.stderr)
     finally:
         store.close()
     return 0
