@@ -9,11 +9,12 @@ viewer holds the whole text). Goal: longest stall < 50 ms in every phase (before
 bench's change, opening the 100 MB reply froze the window for over 10 minutes, 10 MB for
 2.6 s).
 
-Last measured (2 shared CPU cores, 3 runs after a warm-up): reference 14-24 ms; opening
-the 10 MB + 100 MB conversation 95 / 121 / 161 ms (from over 10 minutes); Show all of the
-10 MB reply 28-63 ms. What is left over 50 ms when opening is the reading worker turning
-the 100 MB row into one Python string while it holds the GIL (about 100-200 ms alone);
-reading the view's messages as previews (SQLite's incremental blob I/O) would remove it.
+Last measured (2 CPU cores shared with a CI run, 2 x 3 runs after a warm-up): reference
+16-21 ms; opening the 10 MB + 100 MB conversation 17 / 31 / 34 and 22 / 16 / 29 ms; Show
+all of the 10 MB reply (its whole text read, then laid out) 28-43 ms. Before the view read
+previews (SQLite cuts a long answer to its start and end, `HistoryStore.preview_messages`),
+opening took 95 / 121 / 161 ms: the reading worker made the 100 MB row one Python string
+while it held the GIL.
 """
 
 from __future__ import annotations

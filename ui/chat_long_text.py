@@ -9,6 +9,9 @@ growing taller than a widget may be.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import shiboken6
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QFontDatabase, QTextCursor
 from PySide6.QtWidgets import (
@@ -31,6 +34,9 @@ CHUNK_CHARS = 64 * 1024
 LINE_CHARS = 4_000
 """A longer line is broken for the viewer: one huge line is laid out as a whole."""
 VIEWER_HEIGHT = 480
+
+LoadText = Callable[[Callable[[str], None]], None]
+"""Fetch the whole text of a preview (off the GUI thread) and hand it to the callback."""
 
 
 def size_text(chars: int) -> str:
@@ -86,22 +92,32 @@ class LongTextWidget(QWidget):
         self._timer.timeout.connect(self._on_timer_timeout)
         self.text = ""
         self._filled = 0
+        self._load: LoadText | None = None
+        self._total = 0
 
     @property
     def complete(self) -> bool:
         """Whether the full viewer holds the whole text."""
-        return self.full_view.isVisible() and self._filled >= len(self.text)
+        return (self.full_view.isVisible() and self._load is None
+                and self._filled >= len(self.text))
 
-    def set_text(self, text: str) -> None:
-        """Show the start and end of `text` (a streaming reply may call it every frame)."""
-        if text == self.text:
+    def set_text(self, text: str, *, total_chars: int | None = None,
+                 load: LoadText | None = None) -> None:
+        """Show the start and end of `text` (a streaming reply may call it every frame).
+
+        A preview: `text` is only the start and end of a text of `total_chars`, and `load`
+        fetches the whole of it when "Show all" is chosen.
+        """
+        if text == self.text and total_chars == (self._total if self._load else None):
             return
         self.text = text
+        self._load = load if total_chars is not None else None
+        self._total = total_chars if total_chars is not None else len(text)
         self.head_view.set_text(break_long_lines(text[:HEAD_CHARS]).rstrip())
         self.tail_view.set_text(break_long_lines(text[-TAIL_CHARS:]).lstrip())
-        omitted = len(text) - HEAD_CHARS - TAIL_CHARS
+        omitted = self._total - HEAD_CHARS - TAIL_CHARS
         self.omitted_label.setText(f"… {size_text(omitted)} not shown …")
-        self.show_all_button.setText(f"Show all ({size_text(len(text))})")
+        self.show_all_button.setText(f"Show all ({size_text(self._total)})")
         if self.full_view.isVisible():  # a streaming reply grew at its end: go on
             if len(text) < self._filled:
                 self.show_all()
@@ -111,7 +127,13 @@ class LongTextWidget(QWidget):
             self._show_parts(preview=True)
 
     def show_all(self) -> None:
-        """Replace the start and end with the whole text, a chunk per event-loop turn."""
+        """Replace the start and end with the whole text, a chunk per event-loop turn (of a
+        preview, once its whole text has been fetched)."""
+        if self._load is not None:
+            self.show_all_button.setEnabled(False)
+            self.show_all_button.setText(f"Reading {size_text(self._total)}…")
+            self._load(self._on_text_loaded)
+            return
         self._show_parts(preview=False)
         self.full_view.clear()
         self._filled = 0
@@ -122,6 +144,15 @@ class LongTextWidget(QWidget):
                        self.tail_view):
             widget.setVisible(preview)
         self.full_view.setVisible(not preview)
+
+    def _on_text_loaded(self, text: str) -> None:
+        if not shiboken6.isValid(self):
+            return
+        self._load = None
+        self.text = text
+        self._total = len(text)
+        self.show_all_button.setEnabled(True)
+        self.show_all()
 
     def _on_show_all_button_clicked(self) -> None:
         self.show_all()

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 if TYPE_CHECKING:  # it imports TextView from here
-    from ui.chat_long_text import LongTextWidget
+    from ui.chat_long_text import LoadText, LongTextWidget
 
 _FENCE = re.compile(r"^(```|~~~)[ \t]*([\w+#.-]*)[^\n]*$", re.MULTILINE)
 
@@ -151,18 +151,20 @@ class MarkdownView(QWidget):
         """The plain-text view of an answer too long for Markdown, once there is one."""
         self.markdown = ""
 
-    def set_markdown(self, markdown: str) -> None:
-        if markdown == self.markdown:
+    def set_markdown(self, markdown: str, *, total_chars: int | None = None,
+                     load: LoadText | None = None) -> None:
+        """Show `markdown`; a preview's (`total_chars`, `load`: see LongTextWidget) too."""
+        if markdown == self.markdown and total_chars is None:
             return
         self.markdown = markdown
-        if len(markdown) > MARKDOWN_CHARS:
+        if (total_chars or len(markdown)) > MARKDOWN_CHARS:
             self._set_segments([])
             if self.long_text is None:
                 from ui.chat_long_text import LongTextWidget
 
                 self.long_text = LongTextWidget()
                 self._layout.addWidget(self.long_text)
-            self.long_text.set_text(markdown)
+            self.long_text.set_text(markdown, total_chars=total_chars, load=load)
             self.long_text.setVisible(True)
             return
         if self.long_text is not None:

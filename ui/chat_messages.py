@@ -3,6 +3,8 @@ the answer as Markdown, and tokens/s and time to first token under each reply.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QFrame,
@@ -15,10 +17,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.chat.history import Message
-from ui.chat_long_text import LongTextWidget
+from ui.chat_long_text import LoadText, LongTextWidget
 from ui.chat_markdown import MARKDOWN_CHARS, MarkdownView
 
 _ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
+
+LoadTexts = Callable[[int, Callable[[tuple[str, str]], None]], None]
+"""Fetch a message's whole (answer, thinking) off the GUI thread, then call back."""
 
 
 def stats_text(message: Message) -> str:
@@ -69,25 +74,31 @@ class ThinkingBlock(QWidget):
         self.tokens = 0
         self.thinking_now = False
         self._text = ""
+        self._total: int | None = None
+        self._load: LoadText | None = None
 
-    def set_reasoning(self, text: str, tokens: int, *, streaming: bool) -> None:
+    def set_reasoning(self, text: str, tokens: int, *, streaming: bool,
+                      total_chars: int | None = None, load: LoadText | None = None) -> None:
+        """The thinking (a preview's start and end with `total_chars` and `load`)."""
         self.tokens = tokens
         self.thinking_now = streaming
         verb = "Thinking…" if streaming else "Thought"
         self.toggle.setText(f"{verb} ({tokens} tokens)")
         self._text = text
+        self._total, self._load = total_chars, load
         if self.toggle.isChecked():
             self._show_text()
         self.setVisible(bool(text))
 
     def _show_text(self) -> None:
         """The text in the label, or start and end with "Show all" when it is long."""
-        long = len(self._text) > MARKDOWN_CHARS
+        long = (self._total or len(self._text)) > MARKDOWN_CHARS
         if long and self.long_body is None:
             self.long_body = LongTextWidget()
             self._layout.addWidget(self.long_body)
         if self.long_body is not None:
-            self.long_body.set_text(self._text if long else "")
+            self.long_body.set_text(self._text if long else "",
+                                    total_chars=self._total if long else None, load=self._load)
             self.long_body.setVisible(long)
         self.body.setText("" if long else self._text)
         self.body.setVisible(not long)
@@ -105,9 +116,10 @@ class ThinkingBlock(QWidget):
 class MessageWidget(QFrame):
     """One message; an assistant message being streamed is updated through `show_stream`."""
 
-    def __init__(self, message: Message) -> None:
+    def __init__(self, message: Message, load_texts: LoadTexts | None = None) -> None:
         super().__init__()
         self.message = message
+        self._load_texts = load_texts
         self.setFrameShape(QFrame.Shape.NoFrame)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 8, 12, 8)
@@ -127,14 +139,28 @@ class MessageWidget(QFrame):
         self.show_message(message)
 
     def show_message(self, message: Message) -> None:
+        """Show `message`; a preview's long parts fetch their whole text on "Show all"."""
         self.message = message
         self.thinking.set_reasoning(message.reasoning, message.reasoning_tokens or 0,
-                                    streaming=False)
-        self.answer.set_markdown(message.content)
+                                    streaming=False, total_chars=message.reasoning_chars,
+                                    load=self._loader(message.id, 1))
+        self.answer.set_markdown(message.content, total_chars=message.content_chars,
+                                 load=self._loader(message.id, 0))
         self.error_label.setText(message.error or "")
         self.error_label.setVisible(bool(message.error))
         self.stats_label.setText(stats_text(message))
         self.stats_label.setVisible(message.role == "assistant" and bool(self.stats_label.text()))
+
+    def _loader(self, message_id: int, part: int) -> LoadText | None:
+        """Fetch part 0 (answer) or 1 (thinking) of the message through `load_texts`."""
+        load_texts = self._load_texts
+        if load_texts is None:
+            return None
+
+        def load(done: Callable[[str], None]) -> None:
+            load_texts(message_id, lambda texts: done(texts[part]))
+
+        return load
 
     def show_stream(self, answer: str, reasoning: str, reasoning_tokens: int) -> None:
         """Paint a reply that is still arriving (called at screen rate, not per token)."""
@@ -167,8 +193,10 @@ class MessageListWidget(QScrollArea):
     conversation never stalls the window while it opens.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, load_texts: LoadTexts | None = None) -> None:
         super().__init__()
+        self.load_texts = load_texts
+        """How a preview's whole text is fetched (the page hands in the history's)."""
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
         body = QWidget()
@@ -239,7 +267,7 @@ class MessageListWidget(QScrollArea):
             self.append(message)
 
     def append(self, message: Message) -> MessageWidget:
-        widget = MessageWidget(message)
+        widget = MessageWidget(message, self.load_texts)
         self._layout.insertWidget(self._layout.count() - 1, widget)
         self.messages.append(message)
         self.widgets.append(widget)
@@ -256,7 +284,7 @@ class MessageListWidget(QScrollArea):
             if self.first <= self._goal:
                 break
             self.first -= 1
-            widget = MessageWidget(self.messages[self.first])
+            widget = MessageWidget(self.messages[self.first], self.load_texts)
             self._layout.insertWidget(1, widget)  # below the "earlier" button
             self.widgets.insert(0, widget)
         waiting = self.first

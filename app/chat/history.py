@@ -113,9 +113,15 @@ class Message:
     completion_tokens: int | None = None
     reasoning_tokens: int | None = None
     finish_reason: str | None = None
+    content_chars: int | None = None
+    """In a preview (`HistoryStore.preview_messages`): the whole answer's length, when
+    `content` holds only its start and end; None when `content` is whole."""
+    reasoning_chars: int | None = None
+    """The same for `reasoning`."""
 
 
-_MESSAGE_COLUMNS = tuple(f.name for f in fields(Message))
+_PREVIEW_FIELDS = ("content_chars", "reasoning_chars")
+_MESSAGE_COLUMNS = tuple(f.name for f in fields(Message) if f.name not in _PREVIEW_FIELDS)
 _META_COLUMNS = ("endpoint", "model", "preset", "role_name", "thinking")
 
 
@@ -317,6 +323,36 @@ class HistoryStore:
                 "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id",
                 (conversation_id,)).fetchall()
             return [self._shown(row) for row in rows]
+
+    def preview_messages(self, conversation_id: int, *, over: int, head: int, tail: int
+                         ) -> list[Message]:
+        """The conversation as a view shows it: an answer or thinking longer than `over`
+        characters comes as its first `head` and last `tail` characters, its length in
+        `content_chars`/`reasoning_chars`. SQLite cuts them: a 100 MB reply never becomes a
+        Python string, whose making holds the GIL (and so the window) for 100 ms and more."""
+        texts = {}
+        for name in ("content", "reasoning"):
+            texts[name] = (f"CASE WHEN length({name}) > :over THEN substr({name}, 1, :head) "
+                           f"|| substr({name}, -:tail) ELSE {name} END AS {name}, "
+                           f"CASE WHEN length({name}) > :over THEN length({name}) END "
+                           f"AS {name}_chars")
+        columns = ", ".join(texts.get(c, c) for c in _MESSAGE_COLUMNS)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {columns} FROM messages WHERE conversation_id = :conversation "
+                "ORDER BY id", {"over": over, "head": head, "tail": tail,
+                                "conversation": conversation_id}).fetchall()
+            return [self._shown(row) for row in rows]
+
+    def message_texts(self, message_id: int) -> tuple[str, str]:
+        """A message's whole answer and thinking (what "Show all" of a preview shows)."""
+        with self._lock:
+            waiting = self._waiting.get(message_id)
+            if waiting is not None and waiting._in_memory is not None:
+                return waiting._in_memory.content, waiting._in_memory.reasoning
+            row = self._db.execute("SELECT content, reasoning FROM messages WHERE id = ?",
+                                   (message_id,)).fetchone()
+        return (str(row[0]), str(row[1])) if row is not None else ("", "")
 
     def add_message(self, conversation_id: int, role: str, content: str, *,
                     reasoning: str = "", **meta: Any) -> Message:

@@ -13,6 +13,7 @@ from app.paths import AppPaths
 from tests.reliability.conftest import SmallDisk
 from tests.reliability.sse_server import SseServer
 from tests.reliability.test_full_disk_history import FULL, long_reply, seed_earlier
+from ui.chat_long_text import HEAD_CHARS, TAIL_CHARS
 from ui.pages.chat_page import ChatPage
 from ui.services import Services
 
@@ -58,6 +59,8 @@ def test_the_chat_page_keeps_a_reply_the_disk_had_no_room_for(
     assert stored_replies(path) == [("All of it.", "done"), (long_answer, "done"),
                                     ("Short answer", "done")]
     first = page.message_list.widgets[1]
-    assert first.message.content == long_answer
+    # shown as the view reads a long answer: its start and end, its whole length
+    assert first.message.content == long_answer[:HEAD_CHARS] + long_answer[-TAIL_CHARS:]
+    assert first.message.content_chars == len(long_answer)
     assert not first.error_label.isVisible()  # saved now: the note is gone
     page.close()

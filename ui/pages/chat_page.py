@@ -10,6 +10,7 @@ goes on; for a URL or a dense model it is disabled with the reason.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import shiboken6
@@ -33,7 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.chat.history import Message
+from app.chat.history import HistoryStore, Message
 from app.chat.service import ChatService
 from app.chat.session import ReplyRun, TurnResult, TurnSettings
 from app.chat.targets import ChatTarget
@@ -44,7 +45,8 @@ from app.presets.thinking import ThinkingSupport, support_from_template
 from app.roles.requests import RoleRequest
 from app.roles.role import RoleError
 from ui.chat_input import ChatInputWidget
-from ui.chat_markdown import TextView
+from ui.chat_long_text import HEAD_CHARS, TAIL_CHARS
+from ui.chat_markdown import MARKDOWN_CHARS, TextView
 from ui.chat_messages import MessageListWidget, MessageWidget
 from ui.chat_stream import ReplyStreamController
 from ui.role_chip import RoleChipWidget
@@ -54,6 +56,13 @@ from ui.services import Services
 log = logging.getLogger(__name__)
 
 NO_PRESET = "No preset"
+
+
+def view_messages(history: HistoryStore, conversation_id: int) -> list[Message]:
+    """The conversation as the view shows it: a huge answer or thinking only by its start
+    and end (SQLite cuts it; the whole of it is read on "Show all")."""
+    return history.preview_messages(conversation_id, over=MARKDOWN_CHARS, head=HEAD_CHARS,
+                                    tail=TAIL_CHARS)
 
 
 class ChatPage(QWidget):
@@ -141,7 +150,7 @@ class ChatPage(QWidget):
         layout = QVBoxLayout(pane)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(self._endpoint_row())
-        self.message_list = MessageListWidget()
+        self.message_list = MessageListWidget(self._load_texts)
         layout.addWidget(self.message_list, 1)
         layout.addLayout(self._chips_row())
         row = QHBoxLayout()
@@ -236,9 +245,15 @@ class ChatPage(QWidget):
             return
         reading, history = self._reading, self.chat.history
         self._services.tasks.run(
-            lambda: history.messages(conversation_id), description="Reading the conversation",
+            lambda: view_messages(history, conversation_id),
+            description="Reading the conversation",
             on_done=lambda messages: self._on_messages_read(reading, conversation_id,
                                                             messages))
+
+    def _load_texts(self, message_id: int, done: Callable[[tuple[str, str]], None]) -> None:
+        history = self.chat.history
+        self._services.tasks.run(lambda: history.message_texts(message_id),
+                                 description="Reading the whole message", on_done=done)
 
     def _on_messages_read(self, reading: int, conversation_id: int,
                           messages: list[Message]) -> None:
@@ -621,7 +636,7 @@ class ChatPage(QWidget):
         history = self.chat.history
         self._run = run
         self._reading += 1  # a read still under way is older than this
-        self.message_list.sync([m for m in history.messages(run.conversation_id)
+        self.message_list.sync([m for m in view_messages(history, run.conversation_id)
                                 if m.id != run.message_id])
         message = history.message(run.message_id)
         assert message is not None
