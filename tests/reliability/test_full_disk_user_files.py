@@ -4,9 +4,7 @@ clear message, and the file that was there is left whole."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from app.roles.role import Role, RoleError
 from app.roles.store import RoleStore
 from app.secrets import SecretStore
 from app.settings import SettingsStore
-from tests.realparts.fixtures import part_missing
+from tests.reliability.conftest import SmallDisk
 from tests.reliability.user_files_cli import rigdeck
 
 TOO_BIG = "x" * (200 << 10)
@@ -27,19 +25,11 @@ TOO_BIG = "x" * (200 << 10)
 
 
 @pytest.fixture
-def full_config(app_paths: AppPaths) -> Iterator[AppPaths]:
+def full_config(app_paths: AppPaths, small_disk: Callable[[Path, int], SmallDisk]
+                ) -> AppPaths:
     """`app_paths` with its config folder on a 64 KiB tmpfs, unmounted afterwards."""
-    if os.geteuid() != 0:
-        part_missing("mounting a small tmpfs needs root (CI runs as root)")
-    app_paths.config.mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs",
-                              str(app_paths.config)], capture_output=True, text=True)
-    if mounted.returncode != 0:
-        part_missing(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
-    try:
-        yield app_paths
-    finally:
-        subprocess.run(["umount", str(app_paths.config)], check=True)
+    small_disk(app_paths.config, 64 << 10)
+    return app_paths
 
 
 def _no_temporary_files(folder: Path) -> None:
