@@ -44,7 +44,10 @@ def main() -> int:
 
     _table(
         "H100 reference (estimated/measured MiB)",
-        {r.name: components(r, estimate_row(r)) for r in rows()},
+        {
+            r.name: components(r, estimate_row(r))
+            for r in [*rows(), *rows(experts_in_host_memory=True)]
+        },
     )
     if args.skip_server:
         return 0

@@ -336,6 +336,15 @@ OFFLOAD_MIN_BATCH = 32
 """ggml-cuda offloads an op on host weights to the GPU from this batch size on."""
 
 
+VIEW_OPS = frozenset({"view", "reshape", "permute", "transpose"})
+"""ggml_is_view_op: nodes the scheduler skips when it expands backends and splits the graph."""
+
+
+def _src_backend(s: Tensor) -> int:
+    """Where a source lives: a view of a pre-allocated tensor lives in that tensor's buffer."""
+    return _backend(_root(s)) if (s.view_src is not None and _root(s).external) else _backend(s)
+
+
 def _op_batch(t: Tensor) -> int:
     if t.op == "get_rows":
         return 0
@@ -374,44 +383,54 @@ def schedule(  # noqa: PLR0912, PLR0915 (mirrors ggml-backend.cpp)
                     b = offload_gpu
                 t.backend = b
                 break
+    ops = [t for t in nodes if t.op not in VIEW_OPS]  # views follow their source (pass 4)
     if n_gpus:
-        for order in (nodes, list(reversed(nodes))):  # pass 2a/2b: expand GPU backends
+        for order in (ops, ops[::-1]):  # pass 2a/2b: expand GPU backends
             cur: int | None = None
             for t in order:
                 if t.backend is not None:
                     cur = None if t.backend == CPU else t.backend
                 elif cur is not None:
                     t.backend = cur
-    for order in (nodes, list(reversed(nodes))):  # pass 2c/2d: expand the rest
+    for order in (ops, ops[::-1]):  # pass 2c/2d: expand the rest
         cur = None
         for t in order:
             if t.backend is not None:
                 cur = t.backend
             elif cur is not None:
                 t.backend = cur
-    for t in nodes:  # pass 4: sources still unassigned follow their user or view source
+    first_backend = 0 if n_gpus else CPU
+    for t in nodes:  # pass 4: views follow their source, unassigned sources their user
+        if t.backend is None and t.view_src is not None:
+            t.backend = t.view_src.backend
         if t.backend is None:
-            t.backend = CPU
+            t.backend = first_backend
         for s in t.src:
             if s.backend is None:
                 s.backend = _backend(s.view_src) if s.view_src is not None else t.backend
-    # pass 5: splits and copies of inputs that live on another device
+    # pass 5: splits and copies of inputs that live on another device. A split also ends
+    # before a node that reads a weight from a buffer its backend cannot use, once the split
+    # already has inputs (need_new_split): each offloaded op then gets its own split, its
+    # weight copy is allocated at that split's start and freed after its one user, so the
+    # copies of consecutive ops share memory instead of all living at once.
     out: list[Tensor] = []
     copies: dict[tuple[int, int], Tensor] = {}
     split_start = 0
+    split_inputs = 0
     cur_backend: int | None = None
     for t in nodes:
+        if t.op in VIEW_OPS:
+            out.append(t)
+            continue
         b = _backend(t)
-        if b != cur_backend:
+        need_new_split = split_inputs > 0 and any(s.weight and _backend(s) != b for s in t.src)
+        if b != cur_backend or need_new_split:
             split_start = len(out)
+            split_inputs = 0
             cur_backend = b
         new_src: list[Tensor] = []
         for s in t.src:
-            sb = (
-                _backend(_root(s))
-                if (s.view_src is not None and _root(s).external)
-                else _backend(s)
-            )
+            sb = _src_backend(s)
             if sb != b:
                 key = (id(s), b)
                 cpy = copies.get(key)
@@ -422,6 +441,7 @@ def schedule(  # noqa: PLR0912, PLR0915 (mirrors ggml-backend.cpp)
                     copies[key] = cpy
                     out.insert(split_start, cpy)
                     out.insert(split_start, dep)
+                    split_inputs += 1
                 new_src.append(cpy)
             else:
                 new_src.append(s)

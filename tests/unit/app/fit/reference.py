@@ -62,7 +62,7 @@ class Row:
     @property
     def experts_in_host_memory(self) -> bool:
         """Run with --n-cpu-moe: the scheduler copies host-resident expert weights to the
-        GPU per split, which the estimate does not model yet (issue 14)."""
+        GPU, one split per offloaded op, so its compute buffer grows."""
         return self.plan().n_cpu_moe > 0
 
 
