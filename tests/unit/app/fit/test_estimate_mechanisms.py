@@ -55,3 +55,35 @@ def test_explainer_separates_runtime_from_fixed() -> None:
     assert settings["experts per token"].runtime
     assert not settings["KV heads"].runtime
     assert not settings["vocabulary"].runtime
+
+
+def _largest_mib(h, pattern: str) -> float:  # type: ignore[no-untyped-def]
+    return max(t.nbytes for t in h.tensors if pattern in t.name) / 2**20
+
+
+def test_experts_in_ram_cost_the_gpu_one_expert_matrix_at_a_time() -> None:
+    """At prompt batch the GPU runs the experts kept in RAM on a copy of their weights,
+    one matrix per split, so the copies share memory however many layers stay in RAM."""
+    h = _header("moe30")
+    base = estimate_llamacpp(h, FitPlan(ctx=32768)).devices[0].compute_mib
+    one = estimate_llamacpp(h, FitPlan(ctx=32768, n_cpu_moe=1)).devices[0].compute_mib
+    every = estimate_llamacpp(h, FitPlan(ctx=32768, cpu_moe_all=True)).devices[0].compute_mib
+    assert one == every
+    assert base < every <= base + _largest_mib(h, "_exps")
+
+
+def test_below_the_offload_batch_experts_in_ram_run_on_the_cpu() -> None:
+    h = _header("moe30")
+    small = FitPlan(ctx=32768, batch=16, ubatch=16)
+    base = estimate_llamacpp(h, small)
+    moved = estimate_llamacpp(h, replace(small, cpu_moe_all=True))
+    assert moved.devices[0].compute_mib < base.devices[0].compute_mib
+    assert moved.host.compute_mib > base.host.compute_mib
+
+
+def test_layers_left_on_the_host_are_computed_on_the_gpu_from_copies() -> None:
+    h = _header("dense8")
+    base = estimate_llamacpp(h, FitPlan(ctx=4096)).devices[0].compute_mib
+    none = estimate_llamacpp(h, FitPlan(ctx=4096, gpu_layers=0)).devices[0]
+    assert none.weights_mib == 0
+    assert base < none.compute_mib <= base + _largest_mib(h, "blk.0.")
