@@ -58,7 +58,7 @@ def test_explainer_separates_runtime_from_fixed() -> None:
 
 
 def _largest_mib(h, pattern: str) -> float:  # type: ignore[no-untyped-def]
-    return max(t.nbytes for t in h.tensors if pattern in t.name) / 2**20
+    return float(max(t.nbytes for t in h.tensors if pattern in t.name)) / 2**20
 
 
 def test_experts_in_ram_cost_the_gpu_one_expert_matrix_at_a_time() -> None:
