@@ -7,7 +7,11 @@ and the buffer is as large as the highest address ever used. The result depends 
 order of the nodes and on fragmentation, so no closed formula matches it; replaying the
 same algorithm over the same graph does. `ggml_backend_sched` (ggml-backend.cpp) first
 assigns every node to a backend and inserts copies where a node reads a tensor that lives
-on another device; those copies are part of the receiving device's buffer.
+on another device; those copies are part of the receiving device's buffer. A GPU runs a
+big-batch op on weights kept in host memory itself (op offload) from a copy of the weight,
+and the scheduler starts a new split for each such op, so those copies are freed after
+their one user and the next op's copy reuses the memory: with experts in RAM the GPU holds
+about one expert matrix at a time, not every layer's.
 
 Only what affects sizes is modelled: shapes, types, views, in-place reuse, outputs,
 inputs, the backend of each node and cross-device copies.
@@ -412,7 +416,9 @@ def schedule(  # noqa: PLR0912, PLR0915 (mirrors ggml-backend.cpp)
     # before a node that reads a weight from a buffer its backend cannot use, once the split
     # already has inputs (need_new_split): each offloaded op then gets its own split, its
     # weight copy is allocated at that split's start and freed after its one user, so the
-    # copies of consecutive ops share memory instead of all living at once.
+    # copies of consecutive ops share memory instead of all living at once. One copy per
+    # input (n_copies 1): llama.cpp turns pipeline parallelism (n_copies 4) off whenever
+    # weights stay on the host (tensor overrides, or fewer -ngl than layers + 1).
     out: list[Tensor] = []
     copies: dict[tuple[int, int], Tensor] = {}
     split_start = 0
