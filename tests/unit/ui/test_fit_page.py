@@ -247,7 +247,7 @@ def test_gpus_come_from_the_monitor_and_the_last_measurement_is_shown(
     page.session.choose_path(moe30)  # read again: the record is there now
     qtbot.waitUntil(lambda: "Measured last time" in page.measure_label.text(), timeout=10_000)
     text = page.measure_label.text()
-    assert "Measured last time for this plan" in text
+    assert "<b>Measured last time</b> for this plan" in text
     assert "+350 MiB" in text
     assert "9,000" not in text
     _planned(qtbot, page)
