@@ -167,14 +167,17 @@ class BackendCard(QFrame):
         self.state_label.setText(f'<span style="color:white;background:{colour};'
                                  f'padding:2px 6px;">&nbsp;{backend.shown_state}&nbsp;</span>')
         self.state_label.setToolTip(backend.engine_unreachable)
-        vram = ("—" if backend.measured_vram_mib is None
-                else f"{backend.measured_vram_mib / 1024:.1f} GiB")
+        if backend.measured_vram_mib is None and backend.measured_ram_mib is not None:
+            memory = f"RAM {_size(backend.measured_ram_mib)}"  # a CPU backend
+        else:
+            memory = ("VRAM —" if backend.measured_vram_mib is None
+                      else f"VRAM {_size(backend.measured_vram_mib)}")
         live = backend.state.is_live
         # a process's pid: what `kill` and `rigdeck ps` name it by
         pid = f" · pid {backend.ref}" if backend.host == PROCESSES else ""
         self.details_label.setText(
             f"port {backend.port} · up {_uptime(backend.uptime_s) if live else '—'} · "
-            f"VRAM {vram}{pid}")
+            f"{memory}{pid}")
         failed = backend.state is BackendState.FAILED
         # how it ended (signal, exit code or the log's reason), in the failed colour
         self.reason_label.setText(backend.reason if failed else "")
@@ -187,3 +190,8 @@ class BackendCard(QFrame):
             (f"Remove the stopped {what}" if what == "container" else
              "Forget the stopped process and delete its log"))
         self.keep_action.setEnabled(live)
+
+
+def _size(mib: float) -> str:
+    """Memory as the card shows it: GiB, or MiB below one GiB (a small model)."""
+    return f"{mib / 1024:.1f} GiB" if mib >= 1024 else f"{mib:.0f} MiB"

@@ -12,15 +12,31 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from app.engines.llamacpp_log import BufferReport
+from app.engines.plan import LaunchPlan
 
 log = logging.getLogger(__name__)
 
 FILE_NAME = "fit-calibration.json"
 MAX_RECORDS = 500
+CPU_MODEL = "CPU"
+"""The GPU model of a key whose backend ran on the host's CPU only."""
+
+
+def plan_key(plan: LaunchPlan) -> str:
+    """What identifies a plan's memory: its model and the fields that size the buffers,
+    the same for the plan the Fit page shows and the backend started from it (its name,
+    port, image, threads and labels do not count)."""
+    if plan.engine == "llamacpp":
+        from app.fit.launch import fit_plan_of, launch_plan
+
+        normal = launch_plan(Path(plan.model), fit_plan_of(plan))
+        plan = replace(normal, adapters=plan.adapters, extra_args=plan.extra_args)
+    return replace(plan, name="", image="", port=None, threads=None, labels={},
+                   reasoning_format=None).to_json()
 
 
 @dataclass(frozen=True)
@@ -38,6 +54,13 @@ class CalibrationRecord:
     measured_mib: float
     buffers: dict[str, float]
     at: float
+    plan: str = ""
+    """`plan_key` of the plan that ran."""
+    start: str = ""
+    """Which start of which backend it measured (host, ref, start time): one record each."""
+    source: str = ""
+    """Where the measurement came from: "nvml" (the process's GPU memory) or "engine"
+    (the sum of the engine's own buffers)."""
 
     @property
     def residual_mib(self) -> float:
@@ -68,6 +91,9 @@ class CalibrationStore:
                         float(r["measured_mib"]),
                         dict(r.get("buffers", {})),
                         float(r.get("at", 0)),
+                        str(r.get("plan", "")),
+                        str(r.get("start", "")),
+                        str(r.get("source", "")),
                     )
                 )
             except (KeyError, TypeError, ValueError):
@@ -80,6 +106,10 @@ class CalibrationStore:
         estimated_mib: float,
         measured_mib: float,
         report: BufferReport | None = None,
+        *,
+        plan: str = "",
+        start: str = "",
+        source: str = "",
     ) -> CalibrationRecord:
         """Add one observation; the oldest go once there are more than MAX_RECORDS."""
         buffers: dict[str, float] = {}
@@ -87,13 +117,23 @@ class CalibrationStore:
             for kind in ("model", "kv", "compute", "output"):
                 for buft, mib in report.by_kind(kind).items():
                     buffers[f"{kind}:{buft}"] = mib
-        rec = CalibrationRecord(key, estimated_mib, measured_mib, buffers, time.time())
+        rec = CalibrationRecord(key, estimated_mib, measured_mib, buffers, time.time(),
+                                plan, start, source)
         records = [*self._load(), rec][-MAX_RECORDS:]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps([asdict(r) for r in records], indent=1), encoding="utf-8")
         tmp.replace(self.path)
         return rec
+
+    def has_start(self, start: str) -> bool:
+        """Whether this start of a backend was recorded already (a Rigdeck that restarts
+        finds its backends again; their start is not a new observation)."""
+        return any(r.start == start for r in self._load())
+
+    def runs(self, host: str, gpu_models: tuple[str, ...]) -> list[CalibrationRecord]:
+        """The records of this host on these GPU models, newest last."""
+        return [r for r in self._load() if r.key.host == host and r.key.gpu_model in gpu_models]
 
     def residual_mib(self, key: CalibrationKey) -> float | None:
         """Mean residual of matching records (same host, GPU, engine and version), or None."""
@@ -117,3 +157,18 @@ class CalibrationStore:
             if (r.key.host, r.key.gpu_model, r.key.engine) == (host, gpu_model, engine)
         ]
         return max(match, key=lambda r: r.at) if match else None
+
+    def machine_residual(self, host: str, gpu_model: str, engine: str) -> float | None:
+        """The residual of this machine's engine in the version it ran last (the version
+        a start is about to run is known only once it logs): what corrects its next
+        estimate, or None before the first measured run."""
+        last = self.last_run(host, gpu_model, engine)
+        return None if last is None else self.residual_mib(last.key)
+
+
+def last_run_of_plan(records: list[CalibrationRecord], gpu_model: str, engine: str,
+                     plan: str) -> CalibrationRecord | None:
+    """The newest of `records` that ran `plan` with `engine` on `gpu_model`."""
+    match = [r for r in records
+             if (r.key.gpu_model, r.key.engine, r.plan) == (gpu_model, engine, plan)]
+    return max(match, key=lambda r: r.at) if match else None

@@ -32,7 +32,13 @@ from typing import Any, Protocol
 from psygnal import Signal
 
 from app.errors import UserError
-from app.fit.calibration import CalibrationRecord, CalibrationStore
+from app.fit.calibration import (
+    CPU_MODEL,
+    CalibrationRecord,
+    CalibrationStore,
+    last_run_of_plan,
+    plan_key,
+)
 from app.fit.capacities import Capacities, host_ram_mib, parse_gpu_memory, seen_gpus
 from app.fit.llamacpp_estimate import estimate_llamacpp
 from app.fit.loaded_model import LoadedModel, read_model
@@ -155,7 +161,7 @@ class FitSession:
         self._pending_experts = 0
         self._chosen: Path | None = None
         self._model: LoadedModel | None = None
-        self._last_runs: dict[str, CalibrationRecord] = {}
+        self._last_runs: list[CalibrationRecord] = []
         self._engine = "llamacpp"
         self._capacities = Capacities(host_ram_mib=host_ram_mib())
         self._fields = FitPlan()
@@ -259,8 +265,18 @@ class FitSession:
 
     @property
     def last_run(self) -> CalibrationRecord | None:
-        """What a backend of this engine really took last time on this host and GPU."""
-        return self._last_runs.get(self._engine)
+        """What a backend of this plan really took last time on this host and GPU (or its
+        CPU, for a CPU plan): the newest record of a started backend, None before one."""
+        chosen = self.chosen()
+        if chosen is None:
+            return None
+        from app.fit.launch import launch_plan
+
+        seen = self._capacities.seen
+        on_gpu = not isinstance(chosen.plan, FitPlan) or chosen.plan.on_gpu
+        gpu = (seen[0].name if seen else "GPU") if on_gpu else CPU_MODEL
+        key = plan_key(launch_plan(chosen.model_path, chosen.plan))
+        return last_run_of_plan(self._last_runs, gpu, self._engine, key)
 
     @staticmethod
     def models_among(entries: Iterable[Entry]) -> list[Entry]:
@@ -322,7 +338,7 @@ class FitSession:
         self._set_problem("")
         self.model_chosen.emit(path)
         seen = self._capacities.seen
-        gpu_model = seen[0].name if seen else ""
+        gpu_model = seen[0].name if seen else "GPU"
         self._runner(
             partial(self._read, path, gpu_model),
             description=f"Reading {path}",
@@ -434,21 +450,16 @@ class FitSession:
         )
 
     # ------------------------------------------------------------------ reading (runner)
-    def _read(self, path: Path, gpu_model: str) -> tuple[LoadedModel, dict[str, CalibrationRecord]]:
-        """The model and this machine's last measured runs (on the runner's thread)."""
+    def _read(self, path: Path, gpu_model: str) -> tuple[LoadedModel, list[CalibrationRecord]]:
+        """The model and this machine's measured runs, its GPU's and its CPU's (on the
+        runner's thread)."""
         model = read_model(path)
-        last_runs: dict[str, CalibrationRecord] = {}
+        runs: list[CalibrationRecord] = []
         if self._data_dir is not None:
-            store = CalibrationStore(self._data_dir)
-            for _, engine in ENGINES:
-                rec = store.last_run(self._host, gpu_model, engine)
-                if rec is not None:
-                    last_runs[engine] = rec
-        return model, last_runs
+            runs = CalibrationStore(self._data_dir).runs(self._host, (gpu_model, CPU_MODEL))
+        return model, runs
 
-    def _on_read(
-        self, seq: int, result: tuple[LoadedModel, dict[str, CalibrationRecord]]
-    ) -> None:
+    def _on_read(self, seq: int, result: tuple[LoadedModel, list[CalibrationRecord]]) -> None:
         if seq != self._load_seq:
             return
         model, self._last_runs = result
@@ -477,7 +488,7 @@ class FitSession:
             log.error("reading %s failed", path, exc_info=exc)
             text = f"{path.name} could not be read: {exc or type(exc).__name__}"
         self._model = None
-        self._last_runs = {}
+        self._last_runs = []
         self._forget_results()
         self.model_changed.emit(None)
         self._fail(text)

@@ -53,6 +53,9 @@ class Backend:
     state: BackendState = BackendState.STARTING
     reason: str = ""
     measured_vram_mib: float | None = None
+    """What it holds on its fullest GPU (NVML, else its buffers), once it was ready."""
+    measured_ram_mib: float | None = None
+    """Its engine's host buffers (weights mapped or in RAM, KV and compute on the CPU)."""
     api_key: str | None = field(default=None, repr=False)
     key_persisted: bool = False
     engine_unreachable: str = ""
@@ -95,4 +98,5 @@ class Backend:
             "url": self.base_url, "gpus": list(self.gpus), "image": self.image,
             "uptime_s": round(self.uptime_s, 1), "managed": self.managed, "ref": self.ref,
             "measured_vram_mib": self.measured_vram_mib,
+            "measured_ram_mib": self.measured_ram_mib,
         }

@@ -25,7 +25,9 @@ from app import __version__
 from app.engines.plan import LaunchPlan, check_plan
 from app.engines.recipes import DEFAULT_IMAGES, launch_spec, model_arch
 from app.errors import UserError
+from app.fit.calibration import CalibrationStore
 from app.runtime.backend import LABEL, Backend, BackendState
+from app.runtime.calibrate import LOG_LINES, calibrate
 from app.runtime.docker_runtime import DockerRuntime, HostUnreachableError
 from app.runtime.failure import exit_status, explain_exit
 from app.runtime.fit_check import FitVerdict, check_fit
@@ -104,7 +106,10 @@ class BackendsService:
 
     def __init__(self, hosts: list[Host], keys: KeyKeeper, *, images: dict[str, str] | None = None,
                  run_dir: Path | None = None, llama_server_path: str = "",
-                 hosts_store: HostsStore | None = None) -> None:
+                 hosts_store: HostsStore | None = None,
+                 calibration: CalibrationStore | None = None) -> None:
+        """`calibration` records each backend's memory when it becomes ready, beside the
+        fit planner's estimate (None: nothing is recorded, nothing measured)."""
         self.hosts = {host.name: host for host in hosts}
         self.keys = keys
         self.images = {**DEFAULT_IMAGES, **{k: v for k, v in (images or {}).items() if v}}
@@ -124,6 +129,8 @@ class BackendsService:
         self._lock = threading.RLock()
         self._health = HealthProbe()
         self._dead: weakref.WeakSet[Backend] = weakref.WeakSet()
+        self.calibration = calibration
+        self._measured: weakref.WeakSet[Backend] = weakref.WeakSet()
 
     def close(self) -> None:
         self._health.close()
@@ -348,12 +355,27 @@ class BackendsService:
         if health == "ready" and key and not self._health.answers_to_key(backend.base_url, key):
             backend.set_state(BackendState.STARTING)  # another server holds its port
         elif health == "ready":
+            if backend.state is not BackendState.READY:
+                self._calibrate(backend)  # before the event: a card shows its memory
             backend.set_state(BackendState.READY)
         elif health == "loading" or backend.state in (BackendState.LOADING,
                                                      BackendState.READY):
             backend.set_state(BackendState.LOADING)
         else:
             backend.set_state(BackendState.STARTING)
+
+    def _calibrate(self, backend: Backend) -> None:
+        """Measure a backend that just became ready, once per start; a failure is logged,
+        never raised: calibration must not stand between a user and a ready server."""
+        with self._lock:
+            if self.calibration is None or backend in self._measured:
+                return
+            self._measured.add(backend)
+        try:
+            text = self.runtime(backend.host).log_tail(backend.ref, LOG_LINES)
+            calibrate(self.calibration, backend, self.hosts[backend.host], text)
+        except Exception:
+            log.warning("could not calibrate from %s", backend.name, exc_info=True)
 
     def _apply_exit(self, backend: Backend, obs: Observed, *, fresh: bool) -> None:
         if backend.state is BackendState.STOPPED:
@@ -413,8 +435,9 @@ class BackendsService:
         return f"backend:{host}:{name}"
 
     def check_fit(self, plan: LaunchPlan, host: str) -> FitVerdict:
-        """The fit planner's verdict for `plan` on the host's GPUs' free memory now."""
-        return check_fit(plan, self.hosts[host])
+        """The fit planner's verdict for `plan` on the host's GPUs' free memory now,
+        corrected by what backends on this machine really took."""
+        return check_fit(plan, self.hosts[host], self.calibration)
 
     def start(self, plan: LaunchPlan, host: str = LOCAL, *, force: bool = False,
               wait: bool = False, timeout_s: float = READY_TIMEOUT_S) -> StartResult:

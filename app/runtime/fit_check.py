@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.engines.plan import LaunchPlan
+from app.fit.calibration import CalibrationStore
 from app.runtime.hosts import Host
 
 log = logging.getLogger(__name__)
@@ -60,13 +61,27 @@ def adapter_bytes(paths: tuple[str, ...]) -> int:
     return total
 
 
-def check_fit(plan: LaunchPlan, host: Host) -> FitVerdict:
-    """The planner's verdict, or an unchecked "fits" when it cannot be checked here."""
+def _residual_mib(store: CalibrationStore | None, plan: LaunchPlan, host: Host) -> float:
+    """What backends on this machine's GPU took beyond their estimates (0 before any)."""
+    if store is None:
+        return 0.0
+    from app.runtime.calibrate import calibration_host, gpu_model
+
+    name = gpu_model(plan.gpus) or "GPU"
+    return store.machine_residual(calibration_host(host), name, plan.engine) or 0.0
+
+
+def check_fit(plan: LaunchPlan, host: Host,
+              calibration: CalibrationStore | None = None) -> FitVerdict:
+    """The planner's verdict, or an unchecked "fits" when it cannot be checked here; the
+    estimate corrected by `calibration`'s residual for this machine where it has one."""
     if not plan.gpus or plan.engine != "llamacpp" or host.is_remote:
         return FitVerdict(True)
     free = free_gpu_memory_mib(plan.gpus)
     if free is None:
         return FitVerdict(True, message="GPU memory could not be read (no NVIDIA driver)")
+    residual = _residual_mib(calibration, plan, host)
+    free = [f - residual for f in free]  # the engine takes `residual` more than estimated
     try:
         from app.fit.launch import fit_plan_of
         from app.fit.planner import plan_fit

@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from app.engines.recipes import DEFAULT_IMAGES, image_setting
+from app.fit.calibration import CalibrationStore
 from app.paths import AppPaths
 from app.runtime.backends_service import BackendsService
 from app.runtime.hosts import LOCAL, HostsStore, local_host, processes_host
@@ -32,7 +33,7 @@ def build_service(paths: AppPaths, settings: SettingsStore | None = None, *,
         hosts, KeyKeeper(secrets or SecretStore()),
         images={engine: settings.get(image_setting(engine)) for engine in DEFAULT_IMAGES},
         run_dir=paths.data / "processes", llama_server_path=settings.get("llama_server_path"),
-        hosts_store=hosts_store(paths))
+        hosts_store=hosts_store(paths), calibration=CalibrationStore(paths.data))
 
 
 def follow_settings(service: BackendsService, settings: SettingsStore) -> None:

@@ -441,13 +441,13 @@ class FitPage(QWidget):
         if rec is not None:
             residual = rec.residual_mib
             text += (
-                f"<br><b>Measured last time</b> on this {rec.key.gpu_model or 'machine'} with "
+                f"<br><b>Measured last time</b> for this plan on this {rec.key.gpu_model} with "
                 f"{ENGINE_TITLES.get(rec.key.engine, rec.key.engine)} {rec.key.engine_version}: "
                 f"{mib(rec.measured_mib)} against {mib(rec.estimated_mib)} estimated "
                 f"({residual:+,.0f} MiB); this plan so corrected: about {mib(peak + residual)}."
             )
         else:
-            text += " Not yet measured on this machine: a started backend records it."
+            text += " Not yet measured for this plan here: a started backend records it."
         self.measure_label.setText(text)
 
     def _set_fit(self, fits: bool, text: str) -> None:

@@ -12,7 +12,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
-from app.fit.calibration import CalibrationKey, CalibrationStore
+from app.fit.calibration import CalibrationKey, CalibrationStore, plan_key
+from app.fit.launch import launch_plan
 from app.fit.llamacpp_estimate import estimate_llamacpp
 from app.fit.model_info import model_info
 from app.fit.plan import FitPlan
@@ -232,15 +233,21 @@ def test_gpus_come_from_the_monitor_and_the_last_measurement_is_shown(
     services.monitor.stop()
     services.monitor = MonitorFeed(service, services.settings)
     gpu_name = "NVIDIA H100 80GB HBM3"
-    store = CalibrationStore(services.paths.data)
-    store.record(CalibrationKey(socket.gethostname(), gpu_name, "llamacpp", "b6000"), 6000, 6350)
-    store.record(CalibrationKey("another-host", gpu_name, "llamacpp", "b6000"), 6000, 9000)
 
     page = _open(qtbot, services, moe30, gpu_memory=None)
     assert page.gpu_edit.text() == "81559"
     assert gpu_name in page.gpu_hint_label.text()
+    assert "Not yet measured for this plan" in page.measure_label.text()
+    key = plan_key(launch_plan(moe30, page.session.plan))  # what a backend of it ran
+    store = CalibrationStore(services.paths.data)
+    store.record(CalibrationKey(socket.gethostname(), gpu_name, "llamacpp", "b6000"), 6000, 6350,
+                 plan=key)
+    store.record(CalibrationKey("another-host", gpu_name, "llamacpp", "b6000"), 6000, 9000,
+                 plan=key)
+    page.session.choose_path(moe30)  # read again: the record is there now
+    qtbot.waitUntil(lambda: "Measured last time" in page.measure_label.text(), timeout=10_000)
     text = page.measure_label.text()
-    assert "Measured last time" in text
+    assert "<b>Measured last time</b> for this plan" in text
     assert "+350 MiB" in text
     assert "9,000" not in text
     _planned(qtbot, page)

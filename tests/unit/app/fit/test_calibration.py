@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
 
 from app.engines.llamacpp_log import BufferReport
-from app.fit.calibration import FILE_NAME, MAX_RECORDS, CalibrationKey, CalibrationStore
+from app.engines.plan import LaunchPlan
+from app.fit.calibration import (
+    FILE_NAME,
+    MAX_RECORDS,
+    CalibrationKey,
+    CalibrationStore,
+    plan_key,
+)
+from app.fit.launch import launch_plan
+from app.fit.plan import FitPlan
 from app.paths import AppPaths
 
 H100 = CalibrationKey("rig-1", "NVIDIA H100 80GB HBM3", "llamacpp", "b6000")
@@ -92,3 +101,25 @@ def test_an_unreadable_file_is_ignored_and_then_replaced(
     assert "ignoring unreadable calibration file" in caplog.text
     store.record(H100, 100.0, 150.0)
     assert store.residual_mib(H100) == pytest.approx(50.0)
+
+
+def test_the_next_estimate_is_corrected_by_the_version_that_ran_last(tmp_path: Path) -> None:
+    store = CalibrationStore(tmp_path)
+    assert store.machine_residual(H100.host, H100.gpu_model, H100.engine) is None
+    older = CalibrationKey(H100.host, H100.gpu_model, H100.engine, "b5000")
+    store.record(older, 6000.0, 7000.0)
+    store.record(H100, 6000.0, 6400.0)
+    store.record(H100, 6000.0, 6500.0)
+    assert store.machine_residual(H100.host, H100.gpu_model, H100.engine) == pytest.approx(450.0)
+    assert store.machine_residual(H100.host, "CPU", H100.engine) is None
+
+
+def test_a_start_is_recorded_once_and_a_plan_is_named_by_what_sizes_it(tmp_path: Path) -> None:
+    store = CalibrationStore(tmp_path)
+    store.record(H100, 10.0, 11.0, start="processes:123:1700000000")
+    assert store.has_start("processes:123:1700000000")
+    assert not store.has_start("processes:124:1700000000")
+    started = LaunchPlan(model="/m.gguf", context=8192, name="mine", port=8080, threads=4)
+    from_fit = launch_plan(Path("/m.gguf"), FitPlan(ctx=8192, parallel=None, device="cpu"))
+    assert plan_key(started) == plan_key(from_fit)
+    assert plan_key(replace(started, context=4096)) != plan_key(started)

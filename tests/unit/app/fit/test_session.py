@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from app.errors import UserError
-from app.fit.calibration import CalibrationKey, CalibrationStore
+from app.fit.calibration import CalibrationKey, CalibrationStore, plan_key
+from app.fit.launch import launch_plan
 from app.fit.llamacpp_estimate import estimate_llamacpp
 from app.fit.loaded_model import LoadedModel
 from app.fit.plan import FitPlan
@@ -326,19 +327,27 @@ def test_the_monitor_fills_in_the_gpus_unless_the_user_entered_their_own(moe30: 
 def test_the_last_run_measured_on_this_host_and_gpu_is_kept_with_the_model(
     moe30: Path, app_paths: AppPaths
 ) -> None:
-    store = CalibrationStore(app_paths.data)
-    store.record(CalibrationKey("rig", H100, "llamacpp", "b6000"), 6000, 6350)
-    store.record(CalibrationKey("another-host", H100, "llamacpp", "b6000"), 6000, 9000)
     session = FitSession(data_dir=app_paths.data, host="rig")
     session.follow_snapshot(_snapshot((H100, 81559.0)))
+    session.choose_path(moe30)
+    assert [session.last_run] == [None]  # nothing measured yet
+    key = plan_key(launch_plan(moe30, session.plan))  # what a backend started from it ran
+    store = CalibrationStore(app_paths.data)
+    store.record(CalibrationKey("rig", H100, "llamacpp", "b6000"), 6000, 6350, plan=key)
+    store.record(CalibrationKey("another-host", H100, "llamacpp", "b6000"), 6000, 9000,
+                 plan=key)
 
     session.choose_path(moe30)
 
     rec = session.last_run
     assert rec is not None
     assert rec.residual_mib == 350
+    session.update_plan(ctx=session.plan.ctx * 2)
+    assert [session.last_run] == [None]  # another plan: not measured yet
+    session.update_plan(ctx=session.plan.ctx // 2)
+    assert [session.last_run] == [rec]
     session.choose_engine("vllm")
-    assert session.last_run is None
+    assert [session.last_run] == [None]
 
 
 def test_it_opens_with_the_last_model_gpus_context_and_experts(
