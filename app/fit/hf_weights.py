@@ -137,19 +137,23 @@ def _mlp(prefix: str, h: int, ff: int) -> Iterator[Linear]:
 
 
 def other_elements(config: dict[str, Any]) -> int:
-    """Float values outside the linear modules: the token embeddings and the norms."""
+    """Float values outside the linear modules: the token embeddings and the norms (Qwen3
+    adds a q_norm and a k_norm of one head each per layer)."""
     h = int(config["hidden_size"])
     layers = int(config["num_hidden_layers"])
-    return int(config["vocab_size"]) * h + layers * 2 * h + h
+    per_layer = 2 * h
+    if str(config.get("model_type", "")).startswith("qwen3"):
+        per_layer += 2 * int(config.get("head_dim") or h // int(config["num_attention_heads"]))
+    return int(config["vocab_size"]) * h + layers * per_layer + h
 
 
 def _matches(name: str, patterns: list[str]) -> bool:
-    """A module named (or suffixed) by a pattern, or matched by an `re:` regex."""
+    """A module whose name holds a pattern, or that an `re:` regex matches."""
     for pat in patterns:
         if pat.startswith("re:"):
             if re.match(pat[3:], name):
                 return True
-        elif name == pat or name.endswith("." + pat) or pat in name.split("."):
+        elif pat in name:  # vLLM's own test for modules_to_not_convert and ignored layers
             return True
     return False
 
@@ -190,7 +194,7 @@ def _bnb(lin: Linear, qc: dict[str, Any], _fb: int) -> int:
     blocks = math.ceil(values / 64)
     if qc.get("bnb_4bit_use_double_quant"):
         # absmax quantised to uint8 per block, its own fp32 absmax per 256 blocks + code
-        absmax = blocks + math.ceil(blocks / 256) * 4 + 256 * 4 + 4
+        absmax = blocks + math.ceil(blocks / 256) * 4 + 256 * 4
     else:
         absmax = blocks * 4
     return values // 2 + absmax + 16 * 4  # packed 4-bit pairs, absmax, quant_map

@@ -23,12 +23,14 @@ VLLM_QUANTIZATIONS = ["awq", "awq_marlin", "gptq", "gptq_marlin", "fp8", "compre
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("fit", help="estimate the memory a model needs for a launch plan")
+    p = subparsers.add_parser(
+        "fit", help="estimate the memory a model needs for a launch plan",
+        formatter_class=lambda prog: argparse.HelpFormatter(prog, max_help_position=30))
     p.add_argument("model", help="a GGUF file (llamacpp) or a Hugging Face folder (vllm)")
     p.add_argument("--engine", choices=["llamacpp", "vllm"], default="llamacpp",
-                   help="the engine to plan for (default: llamacpp)")
-    p.add_argument("--device", choices=["cuda", "cpu"], default="cuda",
-                   help="run on CUDA GPUs or on the CPU only (llamacpp; default: cuda)")
+                   help="the engine to plan for: llamacpp or vllm (default: llamacpp)")
+    p.add_argument("--device", choices=["cuda", "cpu"], default="cuda", metavar="KIND",
+                   help="cuda (GPUs) or cpu (llamacpp only; default: cuda)")
     p.add_argument("--gpus", default="0", metavar="LIST",
                    help="CUDA devices, e.g. 0,1 (default: 0)")
     p.add_argument("--gpu-memory", default="", metavar="SIZE",
@@ -37,8 +39,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="context in tokens: -c (llamacpp), --max-model-len (vllm)")
     p.add_argument("--parallel", metavar="N", type=whole(1), default=1,
                    help="llama-server slots sharing the context, -np (default: 1)")
-    p.add_argument("--flash-attn", choices=["on", "off"], default="on",
-                   help="llama.cpp flash attention, -fa (default: on)")
+    p.add_argument("--flash-attn", choices=["on", "off"], default="on", metavar="ON",
+                   help="llama.cpp flash attention, -fa: on or off (default: on)")
     p.add_argument("--cache-type-k", default="f16", metavar="TYPE",
                    help="llama.cpp K cache type: f16, q8_0, q4_0 ... (default: f16)")
     p.add_argument("--cache-type-v", default="f16", metavar="TYPE",
@@ -57,16 +59,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    metavar="F", help="vLLM's share of each GPU, in (0, 1] (default: 0.9)")
     p.add_argument("--tensor-parallel", type=whole(1), default=None, metavar="N",
                    help="vLLM tensor parallel size (default: one per GPU in --gpus)")
-    p.add_argument("--kv-cache-dtype", choices=KV_CACHE_DTYPES, default="auto",
-                   help="vLLM KV cache dtype; fp8 stores 1 byte a value (default: the model's)")
+    p.add_argument("--kv-cache-dtype", choices=KV_CACHE_DTYPES, default="auto", metavar="DTYPE",
+                   help="vLLM KV cache: auto (the model's dtype), fp8, fp8_e4m3, fp8_e5m2 (1 byte)")
     p.add_argument("--max-num-seqs", metavar="N", type=whole(1), default=None,
                    help="vLLM sequences per step (default: vLLM's, 256; 1024 on >=70 GiB GPUs)")
     p.add_argument("--max-num-batched-tokens", type=whole(1), default=None, metavar="N",
                    help="vLLM tokens per step, sizing the activation profile (default: vLLM's)")
-    p.add_argument("--dtype", choices=VLLM_DTYPES, default="auto",
-                   help="vLLM weight and activation dtype (default: auto, the config's)")
+    p.add_argument("--dtype", choices=VLLM_DTYPES, default="auto", metavar="DTYPE",
+                   help="vLLM model dtype: auto (the config's), half, bfloat16, float32")
     p.add_argument("--quantization", choices=VLLM_QUANTIZATIONS, default=None,
-                   help="vLLM quantisation (default: the checkpoint's; fp8/bitsandbytes on load)")
+                   metavar="METHOD", help="vLLM quantisation: gptq, awq, fp8, compressed-tensors, "
+                   "bitsandbytes (default: the checkpoint's)")
     p.add_argument("--vllm-version", default=None, metavar="X.Y",
                    help="vLLM version whose defaults apply, e.g. 0.6.3 (default: the newest)")
     p.add_argument("--margin", type=number(0), default=None, metavar="MIB",
