@@ -24,7 +24,7 @@ import safetensors
 
 from app.cli.main import main
 from app.errors import UserError
-from app.fit.hf_weights import count_weights, linear_modules
+from app.fit.hf_weights import count_weights
 from app.fit.plan import MIB
 from app.fit.vllm_estimate import (
     VllmPlan,
@@ -69,6 +69,31 @@ def write_checkpoint(folder: Path, config: dict[str, Any], tensors: Tensors) -> 
     safetensors.serialize_file(specs, folder / "model.safetensors")
 
 
+def modules(config: dict[str, Any]) -> list[tuple[str, int, int, bool]]:
+    """(name, N, K, quantisable) of every linear module, as the Hugging Face checkpoints of
+    Llama and Qwen3-MoE name them (written out here, not taken from the code under test)."""
+    h, hd = config["hidden_size"], config["head_dim"]
+    q, kv = config["num_attention_heads"] * hd, config["num_key_value_heads"] * hd
+    out = []
+    for il in range(config["num_hidden_layers"]):
+        a, m = f"model.layers.{il}.self_attn.", f"model.layers.{il}.mlp."
+        out += [(a + "q_proj", q, h, True), (a + "k_proj", kv, h, True),
+                (a + "v_proj", kv, h, True), (a + "o_proj", h, q, True)]
+        experts = config.get("num_experts", 0)
+        if experts:
+            ff = config["moe_intermediate_size"]
+            out.append((m + "gate", experts, h, False))  # the router stays in bf16
+            prefixes = [f"{m}experts.{e}." for e in range(experts)]
+        else:
+            ff = config["intermediate_size"]
+            prefixes = [m]
+        for p in prefixes:
+            out += [(p + "gate_proj", ff, h, True), (p + "up_proj", ff, h, True),
+                    (p + "down_proj", h, ff, True)]
+    out.append(("lm_head", config["vocab_size"], h, True))
+    return out
+
+
 def float_parts(config: dict[str, Any], dtype: str, layout: Callable[[str, int, int], Tensors],
                 quantised: Callable[[str], bool]) -> Tensors:
     """Embeddings, norms and every linear module: `layout` for those `quantised` accepts."""
@@ -80,11 +105,11 @@ def float_parts(config: dict[str, Any], dtype: str, layout: Callable[[str, int, 
         if config["model_type"].startswith("qwen3"):
             t[f"model.layers.{il}.self_attn.q_norm.weight"] = (dtype, (config["head_dim"],))
             t[f"model.layers.{il}.self_attn.k_norm.weight"] = (dtype, (config["head_dim"],))
-    for lin in linear_modules(config):
-        if quantised(lin.name) and lin.quantisable:
-            t.update(layout(lin.name, lin.out_features, lin.in_features))
+    for name, n, k, quantisable in modules(config):
+        if quantised(name) and quantisable:
+            t.update(layout(name, n, k))
         else:
-            t[lin.name + ".weight"] = (dtype, (lin.out_features, lin.in_features))
+            t[name + ".weight"] = (dtype, (n, k))
     return t
 
 
@@ -259,8 +284,7 @@ def test_fp8_on_load_sizes_an_unquantised_checkpoint_as_fp8(tmp_path: Path) -> N
         DENSE, "BF16", fp8_tensor, lambda n: False))
     plain = estimate_vllm(folder, VllmPlan(gpu_memory_mib=24576))
     fp8 = estimate_vllm(folder, VllmPlan(gpu_memory_mib=24576, quantization="fp8"))
-    linear = sum(lin.out_features * lin.in_features for lin in linear_modules(DENSE)
-                 if lin.name != "lm_head")
+    linear = sum(n * k for name, n, k, _ in modules(DENSE) if name != "lm_head")
     # each quantised weight drops from 2 bytes to 1 (plus one fp32 scale)
     saved = plain.estimate.devices[0].weights_mib - fp8.estimate.devices[0].weights_mib
     assert saved == pytest.approx(linear / MIB, rel=0.01)
