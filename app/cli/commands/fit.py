@@ -16,30 +16,64 @@ log = logging.getLogger(__name__)
 
 DEFAULT_GPU_MIB = 81559
 """Capacity assumed when --gpu-memory is not given and no GPU can be queried (an 80 GB card)."""
+KV_CACHE_DTYPES = ["auto", "fp8", "fp8_e4m3", "fp8_e5m2"]
+VLLM_DTYPES = ["auto", "half", "float16", "bfloat16", "float", "float32"]
+VLLM_QUANTIZATIONS = ["awq", "awq_marlin", "gptq", "gptq_marlin", "fp8", "compressed-tensors",
+                      "bitsandbytes"]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("fit", help="estimate the memory a model needs for a launch plan")
+    p = subparsers.add_parser(
+        "fit", help="estimate the memory a model needs for a launch plan",
+        formatter_class=lambda prog: argparse.HelpFormatter(prog, max_help_position=30))
     p.add_argument("model", help="a GGUF file (llamacpp) or a Hugging Face folder (vllm)")
-    p.add_argument("--engine", choices=["llamacpp", "vllm"], default="llamacpp")
-    p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
-    p.add_argument("--gpus", default="0", help="CUDA devices, e.g. 0,1")
+    p.add_argument("--engine", choices=["llamacpp", "vllm"], default="llamacpp",
+                   help="the engine to plan for: llamacpp or vllm (default: llamacpp)")
+    p.add_argument("--device", choices=["cuda", "cpu"], default="cuda", metavar="KIND",
+                   help="cuda (GPUs) or cpu (llamacpp only; default: cuda)")
+    p.add_argument("--gpus", default="0", metavar="LIST",
+                   help="CUDA devices, e.g. 0,1 (default: 0)")
     p.add_argument("--gpu-memory", default="", metavar="SIZE",
-                   help="memory per GPU: 96G, 96 GB (GB means GiB), or MiB (98304); "
-                        "one per GPU in --gpus, comma-separated (24G,24G)")
-    p.add_argument("--ctx", type=whole(1), default=4096)
-    p.add_argument("--parallel", type=whole(1), default=1)
-    p.add_argument("--flash-attn", choices=["on", "off"], default="on")
-    p.add_argument("--cache-type-k", default="f16")
-    p.add_argument("--cache-type-v", default="f16")
-    p.add_argument("--batch", type=whole(1), default=2048)
-    p.add_argument("--ubatch", type=whole(1), default=512)
-    p.add_argument("--experts", type=whole(1), default=None)
-    p.add_argument("--n-cpu-moe", type=whole(0), default=0)
-    p.add_argument("--gpu-layers", type=whole(0), default=None)
+                   help="memory per GPU: 96G, 96 GB (GiB) or MiB (98304); one per GPU, 24G,24G")
+    p.add_argument("--ctx", metavar="N", type=whole(1), default=4096,
+                   help="context in tokens: -c (llamacpp), --max-model-len (vllm)")
+    p.add_argument("--parallel", metavar="N", type=whole(1), default=1,
+                   help="llama-server slots sharing the context, -np (default: 1)")
+    p.add_argument("--flash-attn", choices=["on", "off"], default="on", metavar="ON",
+                   help="llama.cpp flash attention, -fa: on or off (default: on)")
+    p.add_argument("--cache-type-k", default="f16", metavar="TYPE",
+                   help="llama.cpp K cache type: f16, q8_0, q4_0 ... (default: f16)")
+    p.add_argument("--cache-type-v", default="f16", metavar="TYPE",
+                   help="llama.cpp V cache type: f16, q8_0, q4_0 ... (default: f16)")
+    p.add_argument("--batch", metavar="N", type=whole(1), default=2048,
+                   help="llama.cpp logical batch, -b (default: 2048)")
+    p.add_argument("--ubatch", metavar="N", type=whole(1), default=512,
+                   help="llama.cpp physical batch, -ub (default: 512)")
+    p.add_argument("--experts", metavar="N", type=whole(1), default=None,
+                   help="experts used per token on a MoE model (default: the model's)")
+    p.add_argument("--n-cpu-moe", metavar="N", type=whole(0), default=0,
+                   help="llama.cpp: keep the experts of the first N layers in host RAM")
+    p.add_argument("--gpu-layers", metavar="N", type=whole(0), default=None,
+                   help="llama.cpp layers on the GPU, -ngl (default: all)")
     p.add_argument("--gpu-memory-utilization", type=number(0, 1, low_open=True), default=0.9,
-                   help="vLLM's share of each GPU, in (0, 1]")
-    p.add_argument("--margin", type=number(0), default=None, help="MiB to keep free per GPU")
+                   metavar="F", help="vLLM's share of each GPU, in (0, 1] (default: 0.9)")
+    p.add_argument("--tensor-parallel", type=whole(1), default=None, metavar="N",
+                   help="vLLM tensor parallel size (default: one per GPU in --gpus)")
+    p.add_argument("--kv-cache-dtype", choices=KV_CACHE_DTYPES, default="auto", metavar="DTYPE",
+                   help="vLLM KV cache: auto (the model's dtype), fp8, fp8_e4m3, fp8_e5m2 (1 byte)")
+    p.add_argument("--max-num-seqs", metavar="N", type=whole(1), default=None,
+                   help="vLLM sequences per step (default: vLLM's, 256; 1024 on >=70 GiB GPUs)")
+    p.add_argument("--max-num-batched-tokens", type=whole(1), default=None, metavar="N",
+                   help="vLLM tokens per step, sizing the activation profile (default: vLLM's)")
+    p.add_argument("--dtype", choices=VLLM_DTYPES, default="auto", metavar="DTYPE",
+                   help="vLLM model dtype: auto (the config's), half, bfloat16, float32")
+    p.add_argument("--quantization", choices=VLLM_QUANTIZATIONS, default=None,
+                   metavar="METHOD", help="vLLM quantisation: gptq, awq, fp8, compressed-tensors, "
+                   "bitsandbytes (default: the checkpoint's)")
+    p.add_argument("--vllm-version", default=None, metavar="X.Y",
+                   help="vLLM version whose defaults apply, e.g. 0.6.3 (default: the newest)")
+    p.add_argument("--margin", type=number(0), default=None, metavar="MIB",
+                   help="MiB to keep free per GPU (default: the planner's margin)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=run)
 
@@ -104,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_vllm(
     args: argparse.Namespace, path: Path, capacity: list[float], gpus: tuple[int, ...]
 ) -> int:
-    from app.fit.vllm_estimate import VllmPlan, estimate_vllm
+    from app.fit.vllm_estimate import VllmPlan, default_max_num_seqs, estimate_vllm
 
     if not path.is_dir():
         raise UserError(f"{path}: --engine vllm needs a Hugging Face model folder")
@@ -112,11 +146,22 @@ def _run_vllm(
         raise UserError("--engine vllm needs --device cuda and at least one GPU")
     if not 0 < args.gpu_memory_utilization <= 1:
         raise UserError("--gpu-memory-utilization must be in (0, 1]")
+    tp = args.tensor_parallel or len(capacity)
+    if len(capacity) == 1:
+        capacity = capacity * tp  # one size given: that many GPUs of it
+    if tp > len(capacity):
+        raise UserError(f"--tensor-parallel {tp} needs {tp} GPUs; --gpus names {len(capacity)}")
+    seqs = args.max_num_seqs or default_max_num_seqs(args.vllm_version, min(capacity))
     plan = VllmPlan.on_gpus(
-        capacity,
+        capacity[:tp],
         utilization=args.gpu_memory_utilization,
         max_model_len=args.ctx or None,
-        max_num_seqs=max(args.parallel, 1),
+        max_num_seqs=seqs,
+        max_num_batched_tokens=args.max_num_batched_tokens,
+        dtype=args.dtype,
+        kv_cache_dtype=args.kv_cache_dtype,
+        quantization=args.quantization,
+        vllm_version=args.vllm_version,
     )
     v = estimate_vllm(path, plan)
     fits = v.fits
