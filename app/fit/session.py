@@ -33,11 +33,12 @@ from psygnal import Signal
 
 from app.errors import UserError
 from app.fit.calibration import CalibrationRecord, CalibrationStore
-from app.fit.capacities import Capacities, host_ram_mib, parse_gpu_memory, seen_gpus
+from app.fit.capacities import Capacities, host_memory, parse_gpu_memory, seen_gpus
+from app.fit.context_scaling import ContextAdvice, RopeScaling, context_advice, rope_scaling
 from app.fit.llamacpp_estimate import estimate_llamacpp
 from app.fit.loaded_model import LoadedModel, read_model
 from app.fit.model_info import ModelInfo
-from app.fit.plan import Estimate, FitPlan
+from app.fit.plan import Estimate, FitPlan, HostMemory
 from app.fit.planner import (
     DEFAULT_MARGIN_MIB,
     FitResult,
@@ -141,10 +142,12 @@ class FitSession:
         data_dir: Path | None = None,
         host: str | None = None,
         environ: Mapping[str, str] | None = None,
+        read_host_memory: Callable[[], HostMemory | None] = host_memory,
     ) -> None:
         """`settings` keep the model, GPU memory, context and experts for the next run
         (None: nothing is kept); `data_dir` holds the calibration store (None: no
-        "measured last time"); `host` names this machine in it (default: its hostname)."""
+        "measured last time"); `host` names this machine in it (default: its hostname);
+        `read_host_memory` reads the host's RAM until the monitor's snapshots say it."""
         self._runner = runner
         self._settings = settings
         self._data_dir = data_dir
@@ -157,7 +160,8 @@ class FitSession:
         self._model: LoadedModel | None = None
         self._last_runs: dict[str, CalibrationRecord] = {}
         self._engine = "llamacpp"
-        self._capacities = Capacities(host_ram_mib=host_ram_mib())
+        self._capacities = Capacities(host=read_host_memory())
+        self._scaling: RopeScaling | None = None
         self._fields = FitPlan()
         self._margin = DEFAULT_MARGIN_MIB
         self._utilization = DEFAULT_GPU_MEMORY_UTILIZATION
@@ -255,7 +259,20 @@ class FitSession:
         v = self.vllm
         if v is not None:
             return Verdict(v.fits, max((d.total_mib for d in est.devices), default=0.0))
-        return fit_verdict(est, self._capacities.gpu_mib, self._margin)
+        return fit_verdict(est, self._capacities.gpu_mib, self._margin, self._capacities.host)
+
+    @property
+    def context_scaling(self) -> RopeScaling | None:
+        """The chosen GGUF's trained context and RoPE scaling (None: no GGUF read)."""
+        return self._scaling
+
+    @property
+    def context_advice(self) -> ContextAdvice | None:
+        """What the plan's context needs beyond the trained one: the scaling and the
+        llama-server flags to add (None: within the trained context, or no GGUF)."""
+        if self._scaling is None or self._engine != "llamacpp":
+            return None
+        return context_advice(self._scaling, self._fields.ctx)
 
     @property
     def last_run(self) -> CalibrationRecord | None:
@@ -368,9 +385,13 @@ class FitSession:
         entered their own."""
         seen = seen_gpus(snapshot)
         caps = self._capacities
-        host = float(snapshot.host.ram_total_mib) if snapshot.host else caps.host_ram_mib
-        changed = (seen, host) != (caps.seen, caps.host_ram_mib)
-        self._capacities = caps = replace(caps, seen=seen, host_ram_mib=host)
+        reading = snapshot.host
+        host = caps.host
+        if reading is not None and reading.ram_total_mib:
+            total = float(reading.ram_total_mib)
+            host = HostMemory(total, total - float(reading.ram_used_mib))
+        changed = (seen, host) != (caps.seen, caps.host)
+        self._capacities = caps = replace(caps, seen=seen, host=host)
         detected = ",".join(f"{g.memory_mib:.0f}" for g in seen)
         text = caps.gpu_memory_text
         if seen and (not text.strip() or caps.from_monitor) and text != detected:
@@ -421,13 +442,14 @@ class FitSession:
             return
         plan, margin, header = self.plan, self._margin, model.header
         capacities = list(self._capacities.gpu_mib)
+        host = self._capacities.host
         self._remember_plan(plan, model.info)
         self._planner_seq += 1
         seq = self._planner_seq
         self._planning = True  # before the runner: an inline one answers inside the call
         self.planner_started.emit(plan)
         self._runner(
-            lambda: plan_fit(header, plan, capacities, margin),
+            lambda: plan_fit(header, plan, capacities, margin, host=host),
             description="Planning the fit",
             on_done=partial(self._on_planned, seq),
             on_error=partial(self._on_planner_failed, seq),
@@ -453,6 +475,7 @@ class FitSession:
             return
         model, self._last_runs = result
         self._model = model
+        self._scaling = rope_scaling(model.header) if model.header is not None else None
         self._forget_results()
         with self._cache_lock:
             self._cache.clear()
@@ -477,6 +500,7 @@ class FitSession:
             log.error("reading %s failed", path, exc_info=exc)
             text = f"{path.name} could not be read: {exc or type(exc).__name__}"
         self._model = None
+        self._scaling = None
         self._last_runs = {}
         self._forget_results()
         self.model_changed.emit(None)
@@ -486,7 +510,7 @@ class FitSession:
         """The plan fields for a newly read model: its own experts, all layers on the GPU,
         no experts in RAM; the experts the session opened with, once."""
         fields = replace(self._fields, experts=None, gpu_layers=None, n_cpu_moe=0)
-        lo, hi = context_limits(info)
+        lo, hi = context_limits(info, self._scaling)
         fields = replace(fields, ctx=min(max(fields.ctx, lo), hi))
         if self._pending_experts and info is not None and info.is_moe:
             fields = replace(fields, experts=min(self._pending_experts, info.n_expert))
