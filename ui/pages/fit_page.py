@@ -380,11 +380,13 @@ class FitPage(QWidget):
             self.max_context_label.setText("")
             self.controls.set_max_context(None)
             return
-        where = "the GPUs and the host" if res.estimate.devices else "the host's RAM"
+        n_gpus = len(res.estimate.devices)
+        where = ("the host's RAM" if not n_gpus
+                 else f"the GPU{'s' if n_gpus > 1 else ''} and the host")
         if res.max_ctx:
             self.controls.set_max_context(res.max_ctx)
-            usable = (f", the most this model can use being {res.usable_ctx:,}"
-                      if res.usable_ctx else "")
+            usable = (" — the most this model can use (RoPE scaling included)"
+                      if res.max_ctx >= res.usable_ctx > 0 else "")
             self.max_context_label.setText(
                 f"<b>Largest context that fits:</b> {res.max_ctx:,} tokens in {where} with "
                 f"these settings{usable} (green under the context slider)"
