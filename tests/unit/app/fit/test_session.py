@@ -21,7 +21,7 @@ from app.errors import UserError
 from app.fit.calibration import CalibrationKey, CalibrationStore
 from app.fit.llamacpp_estimate import estimate_llamacpp
 from app.fit.loaded_model import LoadedModel
-from app.fit.plan import FitPlan
+from app.fit.plan import FitPlan, HostMemory
 from app.fit.planner import plan_fit
 from app.fit.session import CONTEXT_ENV, ChosenPlan, FitSession
 from app.fit.vllm_estimate import VllmPlan, estimate_vllm
@@ -114,12 +114,14 @@ def _gpu_plan(ctx: int = 4096, mib: float = GPU_96GB, **changes: Any) -> FitPlan
     return FitPlan(ctx=ctx, gpus=(0,), gpu_memory_mib=(int(mib),), **changes)
 
 
-def _snapshot(*gpus: tuple[str, float], ram_mib: float = 257_000.0) -> Snapshot:
+def _snapshot(
+    *gpus: tuple[str, float], ram_mib: float = 257_000.0, ram_used_mib: float = 1000.0
+) -> Snapshot:
     readings = tuple(
         GpuReading(vendor="nvidia", index=i, name=name, memory_total_mib=total)
         for i, (name, total) in enumerate(gpus)
     )
-    host = HostReading(ram_used_mib=1000.0, ram_total_mib=ram_mib, swap_used_mib=0.0,
+    host = HostReading(ram_used_mib=ram_used_mib, ram_total_mib=ram_mib, swap_used_mib=0.0,
                        swap_total_mib=0.0, cpu_pct=(1.0,))
     return Snapshot(t=1_700_000_000.0, gpus=readings, host=host)
 
@@ -432,3 +434,32 @@ def test_any_plan_can_be_estimated_off_the_calling_thread(
         estimates = list(pool.map(session.estimate_for, plans))
 
     assert estimates == [estimate_llamacpp(header, p) for p in plans]
+
+
+def test_the_verdict_counts_the_host_ram_the_monitor_reports(moe30: Path) -> None:
+    session = FitSession(read_host_memory=lambda: None)
+    session.choose_path(moe30)
+    session.set_gpu_memory("24G")
+    session.update_plan(ctx=32768, n_cpu_moe=4)  # every expert in RAM: about 6 GB on the host
+    verdict = session.verdict
+    assert verdict is not None
+    assert verdict.fits  # the host's RAM is not known: nothing to hold it against
+    est = session.estimate
+    assert est is not None
+    events = Events(session)
+    # the monitor says the host has 8 GiB, 5 GiB of them in use
+    session.follow_snapshot(_snapshot(ram_mib=8192.0, ram_used_mib=5120.0))
+    assert events.last("capacities_changed").host == HostMemory(8192.0, 3072.0)
+    verdict = session.verdict
+    assert verdict is not None
+    assert not verdict.fits
+    assert verdict.gpus_fit
+    assert verdict.headline(session.margin_mib) == (
+        f"Does not fit: the host needs {est.host.total_mib:,.0f} MiB of 8,192 MiB RAM, "
+        "3,072 MiB available now"
+    )
+    session.run_planner()  # the planner holds the plan against the same host
+    res = session.planner_result
+    assert res is not None
+    assert not res.fits
+    assert any(a.then_fits and "--n-cpu-moe 0" in a.change for a in res.advice)
