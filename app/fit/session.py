@@ -179,6 +179,7 @@ class FitSession:
         self._vllm_seq = 0
         self._planning = False
         self._plan_again = False
+        self._library: tuple[Entry, ...] = ()
 
     # ------------------------------------------------------------------ reading the state
     @property
@@ -283,6 +284,28 @@ class FitSession:
     def models_among(entries: Iterable[Entry]) -> list[Entry]:
         """The library entries that can be planned: models that were read without error."""
         return [e for e in entries if e.kind == "model" and not e.error]
+
+    def know_library(self, entries: Iterable[Entry]) -> None:
+        """The Library's entries: the planner weighs the smaller quantisations of the chosen
+        model among them (same architecture, layers and width, a smaller GGUF)."""
+        self._library = tuple(self.models_among(entries))
+
+    def smaller_quants(self) -> list[Path]:
+        """The Library's smaller GGUFs of the chosen model, smallest last."""
+        model = self._model
+        if model is None or model.header is None:
+            return []
+        me = next((e for e in self._library if Path(e.path) == model.path), None)
+        if me is None or me.size_bytes is None:
+            return []
+        same = [
+            e for e in self._library
+            if e.format == "gguf" and Path(e.path) != model.path and e.size_bytes is not None
+            and e.size_bytes < me.size_bytes
+            and (e.architecture, e.layers, e.hidden_size)
+            == (me.architecture, me.layers, me.hidden_size)
+        ]
+        return [Path(e.path) for e in sorted(same, key=lambda e: -(e.size_bytes or 0))]
 
     def chosen(self) -> ChosenPlan | None:
         """The plan for "Start with this plan" (None until a model shows an estimate)."""
@@ -443,13 +466,14 @@ class FitSession:
         plan, margin, header = self.plan, self._margin, model.header
         capacities = list(self._capacities.gpu_mib)
         host = self._capacities.host
+        smaller = self.smaller_quants()
         self._remember_plan(plan, model.info)
         self._planner_seq += 1
         seq = self._planner_seq
         self._planning = True  # before the runner: an inline one answers inside the call
         self.planner_started.emit(plan)
         self._runner(
-            lambda: plan_fit(header, plan, capacities, margin, host=host),
+            lambda: plan_fit(header, plan, capacities, margin, smaller, host=host),
             description="Planning the fit",
             on_done=partial(self._on_planned, seq),
             on_error=partial(self._on_planner_failed, seq),

@@ -501,6 +501,7 @@ class FitPage(QWidget):
 
     # ------------------------------------------------------------------ library and GPUs
     def _fill_library(self, entries: list[Entry]) -> None:
+        self.session.know_library(entries)
         models = FitSession.models_among(entries)
         self.library_box.clear()
         self.library_box.addItem("Library…", None)

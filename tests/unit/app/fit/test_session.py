@@ -26,10 +26,12 @@ from app.fit.planner import plan_fit
 from app.fit.session import CONTEXT_ENV, ChosenPlan, FitSession
 from app.fit.vllm_estimate import VllmPlan, estimate_vllm
 from app.library.gguf import GgufHeader, read_gguf_header
+from app.library.gguf_entry import entry_from_gguf
 from app.paths import AppPaths
 from app.settings import SettingsStore
 from app.telemetry.snapshot import GpuReading, HostReading, Snapshot
 from tests.realparts.fixtures import TinyGgufFactory
+from tests.realparts.gguf_factory import TinyModelSpec
 from tests.unit.app.fit.reference import need, shared_data
 
 GPU_96GB = 98304.0
@@ -463,3 +465,29 @@ def test_the_verdict_counts_the_host_ram_the_monitor_reports(moe30: Path) -> Non
     assert res is not None
     assert not res.fits
     assert any(a.then_fits and "--n-cpu-moe 0" in a.change for a in res.advice)
+
+
+def test_the_librarys_smaller_quantisation_of_the_model_is_advised(
+    tiny_gguf: TinyGgufFactory,
+) -> None:
+    shape = TinyModelSpec(arch="qwen3", layers=2, hidden_size=256, ffn_size=512,
+                          vocab_size=32000)
+    big = tiny_gguf(shape, weight_type="f32")
+    small = tiny_gguf(shape, weight_type="f16")
+    other = tiny_gguf(arch="qwen3", layers=3, weight_type="f16")  # another model
+    session = FitSession(read_host_memory=lambda: None)
+    session.know_library([entry_from_gguf(p) for p in (big, small, other)])
+    session.choose_path(big)
+    assert session.smaller_quants() == [small]
+    plan = session.plan
+    small_peak = estimate_llamacpp(read_gguf_header(small), replace(
+        plan, gpus=(0,), gpu_memory_mib=(1,), device="cuda")).devices[0].total_mib
+    session.set_gpu_capacities([small_peak + session.margin_mib + 1])
+    assert session.verdict is not None
+    assert not session.verdict.fits
+    session.run_planner()
+    res = session.planner_result
+    assert res is not None
+    quants = [a for a in res.advice if "smaller quantisation" in a.change]
+    assert [a.change for a in quants] == [f"a smaller quantisation: {small.name}"]
+    assert quants[0].then_fits
