@@ -13,6 +13,7 @@ from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette, QPen
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from app.fit.plan import DeviceMemory
+from app.fit.planner import HostNeed
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,32 @@ class DeviceBarWidget(QWidget):
                 if getattr(device, attr) > 0 or attr == "weights_mib"
             )
         )
+
+    def show_host(self, device: DeviceMemory, need: HostNeed | None) -> None:
+        """The host: what the plan needs of its RAM against the total and what is available
+        now (the part in use by others drawn as the margin), and what it holds by kind."""
+        ram = need.ram if need is not None else None
+        if ram is None:
+            self.show_device(device, None)
+        else:
+            self.show_device(device, ram.total_mib, ram.total_mib - ram.room_mib)
+            total, room = device.total_mib, ram.room_mib
+            if need is not None and need.fits:
+                text = f"{mib(total)} of {mib(ram.total_mib)} · {mib(room - total)} to spare"
+                colour = "#15803d"
+            else:
+                text = f"needs {mib(total)} of {mib(ram.total_mib)}"
+                colour = "#b91c1c"
+            if ram.available_mib is not None:
+                text += f" ({mib(ram.available_mib)} available now)"
+            self.status_label.setText(text)
+            self.status_label.setStyleSheet(f"color: {colour}; font-weight: bold;")
+        if need is not None:
+            lines = need.lines()
+            shown = [f'<span style="color:#b91c1c">{t}</span>' if "from disk" in t else t
+                     for t in lines]
+            self.legend_label.setText(f"{self.legend_label.text()}<br>{' · '.join(shown)}")
+            self.legend_label.setToolTip("\n".join(lines))
 
     def legend_values(self) -> dict[str, float]:
         """The MiB of each segment as the legend shows them, for tests and tooltips."""

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.fit.context_scaling import DEFAULT_YARN_FACTOR, RopeScaling
 from app.fit.model_info import ModelInfo
 from app.fit.plan import FitPlan
 from app.fit.planner import DEFAULT_MARGIN_MIB, context_limits
@@ -186,6 +187,7 @@ class PlanControlsPanel(QWidget):
     def __init__(self) -> None:
         super().__init__()
         self.info: ModelInfo | None = None
+        self.scaling: RopeScaling | None = None
         self.engine = "llamacpp"
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
@@ -311,16 +313,19 @@ class PlanControlsPanel(QWidget):
             w.setVisible(shown)
 
     # ------------------------------------------------------------------ state
-    def configure(self, info: ModelInfo | None, engine: str) -> None:
-        """Set the ranges for a model and show the rows that apply to it and the engine."""
-        self.info, self.engine = info, engine
+    def configure(
+        self, info: ModelInfo | None, engine: str, scaling: RopeScaling | None = None
+    ) -> None:
+        """Set the ranges for a model (the context up to what it can use with its RoPE
+        scaling) and show the rows that apply to it and the engine."""
+        self.info, self.engine, self.scaling = info, engine, scaling
         llama = engine == "llamacpp"
         moe = bool(info and info.is_moe)
         widgets: list[QWidget] = [self.context, self.gpu_layers, self.experts, self.n_cpu_moe]
         for w in widgets:
             w.blockSignals(True)
         if info is not None:
-            lo, hi = context_limits(info)
+            lo, hi = context_limits(info, scaling)
             self.context.setRange(lo, hi)
             self.context_range.set_range(lo, hi)
             self.context_hint.setText(f"trained {info.n_ctx_train:,}" if info.n_ctx_train else "")
@@ -428,9 +433,14 @@ class PlanControlsPanel(QWidget):
         hi = self.context.spin.maximum()
         if info is None:
             return "the most Fit plans before a model is chosen; pick one to plan longer"
+        scaling = self.scaling
+        if scaling is not None and scaling.declared:
+            return (f"the most this model can use: its trained {scaling.trained:,} with the "
+                    f"{scaling.kind} scaling x{scaling.factor:g} its file names")
         trained = info.n_ctx_train
-        if trained and hi == 4 * trained:
-            return f"4 times the model's trained context ({trained:,}), the most Fit plans"
+        if trained and hi == int(trained * DEFAULT_YARN_FACTOR):
+            return (f"the most this model can use: its trained {trained:,} with YaRN "
+                    f"x{DEFAULT_YARN_FACTOR:g}")
         return (f"the most Fit plans for this model (trained on {trained:,})" if trained
                 else "the most Fit plans for a model that names no trained context")
 

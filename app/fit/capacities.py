@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from app.errors import UserError
+from app.fit.plan import HostMemory
 from app.telemetry.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,12 @@ class Capacities:
     """Why `gpu_memory_text` cannot be read ("" when it can); `gpu_mib` is then empty."""
     from_monitor: bool = False
     seen: tuple[SeenGpu, ...] = ()
-    host_ram_mib: float | None = None
+    host: HostMemory | None = None
+    """The host's RAM (None: unknown)."""
+
+    @property
+    def host_ram_mib(self) -> float | None:
+        return self.host.total_mib if self.host is not None else None
 
 
 MIB_PER_UNIT = {"": 1, "m": 1, "mb": 1, "mib": 1,
@@ -75,14 +81,16 @@ def parse_gpu_memory(text: str, *, label: str = "GPU memory") -> list[int]:
     return out
 
 
-def host_ram_mib() -> float | None:
-    """The host's RAM from psutil (None if unknown)."""
+def host_memory() -> HostMemory | None:
+    """The host's total and available RAM in MiB from psutil (None if unknown); the
+    monitor's `HostReading` says the same once it samples."""
     try:
         import psutil
 
-        return float(psutil.virtual_memory().total) / 2**20
+        vm = psutil.virtual_memory()
     except Exception:  # a host reading is a nicety; the plan works without it
         return None
+    return HostMemory(float(vm.total) / 2**20, float(vm.available) / 2**20)
 
 
 def seen_gpus(snapshot: Snapshot) -> tuple[SeenGpu, ...]:

@@ -52,6 +52,19 @@ class FitPlan:
         return self.parallel is None
 
 
+@dataclass(frozen=True)
+class HostMemory:
+    """The host's RAM: all of it, and what is available now (psutil's `available`: free plus
+    the page cache it can drop); None when unknown."""
+
+    total_mib: float
+    available_mib: float | None = None
+
+    @property
+    def room_mib(self) -> float:
+        return self.total_mib if self.available_mib is None else self.available_mib
+
+
 @dataclass
 class DeviceMemory:
     """What one device (a GPU, or the host) holds, in MiB, by kind."""

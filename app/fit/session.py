@@ -39,11 +39,12 @@ from app.fit.calibration import (
     last_run_of_plan,
     plan_key,
 )
-from app.fit.capacities import Capacities, host_ram_mib, parse_gpu_memory, seen_gpus
+from app.fit.capacities import Capacities, host_memory, parse_gpu_memory, seen_gpus
+from app.fit.context_scaling import ContextAdvice, RopeScaling, context_advice, rope_scaling
 from app.fit.llamacpp_estimate import estimate_llamacpp
 from app.fit.loaded_model import LoadedModel, read_model
 from app.fit.model_info import ModelInfo
-from app.fit.plan import Estimate, FitPlan
+from app.fit.plan import Estimate, FitPlan, HostMemory
 from app.fit.planner import (
     DEFAULT_MARGIN_MIB,
     FitResult,
@@ -147,10 +148,12 @@ class FitSession:
         data_dir: Path | None = None,
         host: str | None = None,
         environ: Mapping[str, str] | None = None,
+        read_host_memory: Callable[[], HostMemory | None] = host_memory,
     ) -> None:
         """`settings` keep the model, GPU memory, context and experts for the next run
         (None: nothing is kept); `data_dir` holds the calibration store (None: no
-        "measured last time"); `host` names this machine in it (default: its hostname)."""
+        "measured last time"); `host` names this machine in it (default: its hostname);
+        `read_host_memory` reads the host's RAM until the monitor's snapshots say it."""
         self._runner = runner
         self._settings = settings
         self._data_dir = data_dir
@@ -163,7 +166,8 @@ class FitSession:
         self._model: LoadedModel | None = None
         self._last_runs: list[CalibrationRecord] = []
         self._engine = "llamacpp"
-        self._capacities = Capacities(host_ram_mib=host_ram_mib())
+        self._capacities = Capacities(host=read_host_memory())
+        self._scaling: RopeScaling | None = None
         self._fields = FitPlan()
         self._margin = DEFAULT_MARGIN_MIB
         self._utilization = DEFAULT_GPU_MEMORY_UTILIZATION
@@ -181,6 +185,7 @@ class FitSession:
         self._vllm_seq = 0
         self._planning = False
         self._plan_again = False
+        self._library: tuple[Entry, ...] = ()
 
     # ------------------------------------------------------------------ reading the state
     @property
@@ -261,7 +266,20 @@ class FitSession:
         v = self.vllm
         if v is not None:
             return Verdict(v.fits, max((d.total_mib for d in est.devices), default=0.0))
-        return fit_verdict(est, self._capacities.gpu_mib, self._margin)
+        return fit_verdict(est, self._capacities.gpu_mib, self._margin, self._capacities.host)
+
+    @property
+    def context_scaling(self) -> RopeScaling | None:
+        """The chosen GGUF's trained context and RoPE scaling (None: no GGUF read)."""
+        return self._scaling
+
+    @property
+    def context_advice(self) -> ContextAdvice | None:
+        """What the plan's context needs beyond the trained one: the scaling and the
+        llama-server flags to add (None: within the trained context, or no GGUF)."""
+        if self._scaling is None or self._engine != "llamacpp":
+            return None
+        return context_advice(self._scaling, self._fields.ctx)
 
     @property
     def last_run(self) -> CalibrationRecord | None:
@@ -282,6 +300,28 @@ class FitSession:
     def models_among(entries: Iterable[Entry]) -> list[Entry]:
         """The library entries that can be planned: models that were read without error."""
         return [e for e in entries if e.kind == "model" and not e.error]
+
+    def know_library(self, entries: Iterable[Entry]) -> None:
+        """The Library's entries: the planner weighs the smaller quantisations of the chosen
+        model among them (same architecture, layers and width, a smaller GGUF)."""
+        self._library = tuple(self.models_among(entries))
+
+    def smaller_quants(self) -> list[Path]:
+        """The Library's smaller GGUFs of the chosen model, smallest last."""
+        model = self._model
+        if model is None or model.header is None:
+            return []
+        me = next((e for e in self._library if Path(e.path) == model.path), None)
+        if me is None or me.size_bytes is None:
+            return []
+        same = [
+            e for e in self._library
+            if e.format == "gguf" and Path(e.path) != model.path and e.size_bytes is not None
+            and e.size_bytes < me.size_bytes
+            and (e.architecture, e.layers, e.hidden_size)
+            == (me.architecture, me.layers, me.hidden_size)
+        ]
+        return [Path(e.path) for e in sorted(same, key=lambda e: -(e.size_bytes or 0))]
 
     def chosen(self) -> ChosenPlan | None:
         """The plan for "Start with this plan" (None until a model shows an estimate)."""
@@ -384,9 +424,13 @@ class FitSession:
         entered their own."""
         seen = seen_gpus(snapshot)
         caps = self._capacities
-        host = float(snapshot.host.ram_total_mib) if snapshot.host else caps.host_ram_mib
-        changed = (seen, host) != (caps.seen, caps.host_ram_mib)
-        self._capacities = caps = replace(caps, seen=seen, host_ram_mib=host)
+        reading = snapshot.host
+        host = caps.host
+        if reading is not None and reading.ram_total_mib:
+            total = float(reading.ram_total_mib)
+            host = HostMemory(total, total - float(reading.ram_used_mib))
+        changed = (seen, host) != (caps.seen, caps.host)
+        self._capacities = caps = replace(caps, seen=seen, host=host)
         detected = ",".join(f"{g.memory_mib:.0f}" for g in seen)
         text = caps.gpu_memory_text
         if seen and (not text.strip() or caps.from_monitor) and text != detected:
@@ -437,13 +481,15 @@ class FitSession:
             return
         plan, margin, header = self.plan, self._margin, model.header
         capacities = list(self._capacities.gpu_mib)
+        host = self._capacities.host
+        smaller = self.smaller_quants()
         self._remember_plan(plan, model.info)
         self._planner_seq += 1
         seq = self._planner_seq
         self._planning = True  # before the runner: an inline one answers inside the call
         self.planner_started.emit(plan)
         self._runner(
-            lambda: plan_fit(header, plan, capacities, margin),
+            lambda: plan_fit(header, plan, capacities, margin, smaller, host=host),
             description="Planning the fit",
             on_done=partial(self._on_planned, seq),
             on_error=partial(self._on_planner_failed, seq),
@@ -464,6 +510,7 @@ class FitSession:
             return
         model, self._last_runs = result
         self._model = model
+        self._scaling = rope_scaling(model.header) if model.header is not None else None
         self._forget_results()
         with self._cache_lock:
             self._cache.clear()
@@ -488,6 +535,7 @@ class FitSession:
             log.error("reading %s failed", path, exc_info=exc)
             text = f"{path.name} could not be read: {exc or type(exc).__name__}"
         self._model = None
+        self._scaling = None
         self._last_runs = []
         self._forget_results()
         self.model_changed.emit(None)
@@ -497,7 +545,7 @@ class FitSession:
         """The plan fields for a newly read model: its own experts, all layers on the GPU,
         no experts in RAM; the experts the session opened with, once."""
         fields = replace(self._fields, experts=None, gpu_layers=None, n_cpu_moe=0)
-        lo, hi = context_limits(info)
+        lo, hi = context_limits(info, self._scaling)
         fields = replace(fields, ctx=min(max(fields.ctx, lo), hi))
         if self._pending_experts and info is not None and info.is_moe:
             fields = replace(fields, experts=min(self._pending_experts, info.n_expert))

@@ -244,7 +244,18 @@ class FitPage(QWidget):
         self.max_context_label = QLabel()
         self.max_context_label.setWordWrap(True)
         right_layout.addWidget(self.max_context_label)
-        self.advice_title = QLabel("<b>What would help</b> (MiB saved on the fullest GPU)")
+        # beyond the trained context: the RoPE scaling it needs and the flags to add
+        self.context_note_label = QLabel()
+        self.context_note_label.setWordWrap(True)
+        self.context_note_label.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse
+        )
+        self.context_note_label.setStyleSheet("color: #b45309;")
+        self.context_note_label.hide()
+        right_layout.addWidget(self.context_note_label)
+        self.advice_title = QLabel(
+            "<b>What would help</b> (the change in MiB on each GPU and the host)"
+        )
         right_layout.addWidget(self.advice_title)
         self.advice_list = QListWidget()
         self.advice_list.setSelectionMode(QListWidget.SelectionMode.NoSelection)
@@ -334,12 +345,15 @@ class FitPage(QWidget):
                 + "; ".join(f"GPU {g.index} {g.name}, {g.memory_mib:,.0f} MiB" for g in caps.seen)
             )
         est = self.session.estimate
-        if est is not None:
+        if est is not None and self.session.vllm is None:
+            self._show_verdict(est)
+        elif est is not None:
             self.host_bar.show_device(est.host, caps.host_ram_mib)
 
     def _on_session_plan_changed(self, plan: FitPlan) -> None:
         s = self.session
         self.controls.show_plan(plan, s.margin_mib, s.gpu_memory_utilization)
+        self._show_context_note()
 
     def _on_session_problem_changed(self, text: str) -> None:
         self.error_label.setText(text)
@@ -366,25 +380,28 @@ class FitPage(QWidget):
             self.max_context_label.setText("")
             self.controls.set_max_context(None)
             return
-        if res.estimate.devices:
+        n_gpus = len(res.estimate.devices)
+        where = ("the host's RAM" if not n_gpus
+                 else f"the GPU{'s' if n_gpus > 1 else ''} and the host")
+        if res.max_ctx:
             self.controls.set_max_context(res.max_ctx)
-            if res.max_ctx:
-                self.max_context_label.setText(
-                    f"<b>Largest context that fits:</b> {res.max_ctx:,} tokens "
-                    "with these settings and the margin (green under the context slider)"
-                )
-            else:
-                self.max_context_label.setText(
-                    "<b>No context fits</b> with these settings: see what would help below."
-                )
+            usable = (" — the most this model can use (RoPE scaling included)"
+                      if res.max_ctx >= res.usable_ctx > 0 else "")
+            self.max_context_label.setText(
+                f"<b>Largest context that fits:</b> {res.max_ctx:,} tokens in {where} with "
+                f"these settings{usable} (green under the context slider)"
+            )
+        elif res.verdict is not None and (res.estimate.devices or res.verdict.host is not None):
+            self.controls.set_max_context(0)
+            self.max_context_label.setText(
+                f"<b>No context fits</b> in {where} with these settings: see what would help "
+                "below."
+            )
         else:
             self.controls.set_max_context(None)
-            self.max_context_label.setText("CPU only: the context is bounded by host RAM.")
-        verdict = self.session.verdict
-        fits_now = verdict is not None and verdict.fits
+            self.max_context_label.setText("CPU only: the host's RAM is not known here.")
         for a in res.advice:
-            then = " — then fits" if a.fits and not fits_now else ""
-            self.advice_list.addItem(f"{a.change}: saves {a.saves_mib:,.0f} MiB{then}")
+            self.advice_list.addItem(a.text())
         if not res.advice:
             self.advice_list.addItem("Nothing to suggest: no change saves memory here.")
 
@@ -399,7 +416,7 @@ class FitPage(QWidget):
     def _show_controls(self) -> None:
         """The controls for the model and engine, holding the session's plan."""
         s = self.session
-        self.controls.configure(s.model.info if s.model else None, s.engine)
+        self.controls.configure(s.model.info if s.model else None, s.engine, s.context_scaling)
         self.controls.show_plan(s.plan, s.margin_mib, s.gpu_memory_utilization)
 
     def _show_estimate(self, est: Estimate) -> None:
@@ -409,20 +426,25 @@ class FitPage(QWidget):
         for bar, dev, cap in zip(self.gpu_bars, est.devices, caps.gpu_mib, strict=False):
             bar.show_device(dev, cap, margin)
         self.host_bar.show_device(est.host, caps.host_ram_mib)
-        verdict = s.verdict
-        assert verdict is not None
-        if verdict.cpu_only:
-            self._set_fit(True, f"CPU only: {mib(est.host.total_mib)} of host RAM")
-        elif not verdict.fits:
-            self._set_fit(
-                False,
-                f"Does not fit: {verdict.worst} is {mib(verdict.over_mib)} over (with the margin)",
-            )
+        if s.vllm is None:
+            self._show_verdict(est)
         else:
-            self._set_fit(
-                True, f"Fits: {mib(verdict.peak_mib)} on the fullest GPU, margin {mib(margin)} kept"
-            )
-        self._show_measured(verdict.peak_mib)
+            self._show_measured(max((d.total_mib for d in est.devices), default=0.0))
+        self._show_context_note()
+
+    def _show_verdict(self, est: Estimate) -> None:
+        """The headline (naming each device that does not fit) and the host's bar."""
+        verdict = self.session.verdict
+        assert verdict is not None
+        self.host_bar.show_host(est.host, verdict.host)
+        text = verdict.headline(self.session.margin_mib)
+        self._set_fit(verdict.fits, f"CPU only. {text}" if verdict.cpu_only else text)
+        self._show_measured(verdict.peak_mib, cpu_only=verdict.cpu_only)
+
+    def _show_context_note(self) -> None:
+        advice = self.session.context_advice
+        self.context_note_label.setText(advice.note if advice is not None else "")
+        self.context_note_label.setVisible(advice is not None)
 
     def _show_vllm(self, v: VllmEstimate) -> None:
         fits = bool(self.session.verdict and self.session.verdict.fits)
@@ -435,8 +457,11 @@ class FitPage(QWidget):
         self.max_context_label.setText("<br>".join(v.estimate.notes))
         self.advice_list.clear()
 
-    def _show_measured(self, peak: float) -> None:
-        text = f"<b>Estimated</b> {mib(peak)} per GPU (the engine's buffers and the CUDA runtime)."
+    def _show_measured(self, peak: float, *, cpu_only: bool = False) -> None:
+        text = (f"<b>Estimated</b> {mib(peak)} of host RAM (the engine's buffers)."
+                if cpu_only else
+                f"<b>Estimated</b> {mib(peak)} on the fullest GPU (the engine's buffers and "
+                "the CUDA runtime).")
         rec = self.session.last_run
         if rec is not None:
             residual = rec.residual_mib
@@ -470,11 +495,13 @@ class FitPage(QWidget):
         self.fit_label.setText("")
         self.measure_label.setText("")
         self.max_context_label.setText("")
+        self.context_note_label.hide()
         self.advice_list.clear()
         self.controls.set_max_context(None)
 
     # ------------------------------------------------------------------ library and GPUs
     def _fill_library(self, entries: list[Entry]) -> None:
+        self.session.know_library(entries)
         models = FitSession.models_among(entries)
         self.library_box.clear()
         self.library_box.addItem("Library…", None)

@@ -102,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{path} is a folder; --engine llamacpp needs a GGUF file")
     if args.parallel < 1 or args.ctx < 0:
         raise UserError("--parallel must be at least 1 and --ctx not negative")
+    from app.fit.capacities import host_memory
     from app.fit.loaded_model import read_gguf
     from app.fit.planner import DEFAULT_MARGIN_MIB, plan_fit
 
@@ -122,11 +123,17 @@ def run(args: argparse.Namespace) -> int:
         n_cpu_moe=args.n_cpu_moe,
     )
     margin = DEFAULT_MARGIN_MIB if args.margin is None else args.margin
-    res = plan_fit(header, plan, capacity, margin)
+    host = host_memory()
+    res = plan_fit(header, plan, capacity, margin, host=host)
+    verdict = res.verdict
     out = {
         "engine": "llamacpp",
         "fits": res.fits,
-        "max_ctx": res.max_ctx if plan.on_gpu else res.estimate.n_ctx,
+        "verdict": verdict.reason(margin) if verdict is not None else "",
+        "host_needs": verdict.host.lines() if verdict is not None and verdict.host else [],
+        "context_note": res.context.note if res.context is not None else "",
+        "context_flags": list(res.context.flags) if res.context is not None else [],
+        "max_ctx": res.max_ctx if plan.on_gpu or host is not None else res.estimate.n_ctx,
         "devices": [d.as_dict() for d in res.estimate.devices],
         "host": res.estimate.host.as_dict(),
         "advice": [a.as_dict() for a in res.advice],
@@ -203,11 +210,18 @@ def _print(
             f"{d.name:24s} {d.weights_mib:9.1f} {d.kv_mib:9.1f} {d.compute_mib:9.1f} "
             f"{d.output_mib:8.1f} {d.overhead_mib:8.1f} {d.total_mib:9.1f} {of}"
         )
-    print(f"fits: {'yes' if out['fits'] else 'no'}   largest context that fits: {out['max_ctx']}")
+    why = f" — {out['verdict']}" if out.get("verdict") else ""
+    print(f"fits: {'yes' if out['fits'] else 'no'}{why}")
+    host_needs = out.get("host_needs")
+    for line in host_needs if isinstance(host_needs, list) else []:
+        print(f"  host: {line}")
+    print(f"largest context that fits: {out['max_ctx']}")
+    if out.get("context_note"):
+        print(f"context: {out['context_note']}")
     advice = out.get("advice") or []
     if isinstance(advice, list) and advice:
-        print("what would help (MiB saved on the fullest GPU):")
+        print("what would help (the change in MiB on each GPU and the host):")
         for a in advice:
-            print(
-                f"  - {a['change']}: {a['saves_mib']:.0f} MiB{'  (then fits)' if a['fits'] else ''}"
-            )
+            effects = ", ".join(f"{n} {d:+,.0f} MiB" for n, d in a["effects_mib"].items()
+                                if abs(d) >= 0.5) or "no change in memory"
+            print(f"  - {a['change']}: {effects}{'  (then fits)' if a['then_fits'] else ''}")

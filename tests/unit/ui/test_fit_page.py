@@ -16,8 +16,9 @@ from app.fit.calibration import CalibrationKey, CalibrationStore, plan_key
 from app.fit.launch import launch_plan
 from app.fit.llamacpp_estimate import estimate_llamacpp
 from app.fit.model_info import model_info
-from app.fit.plan import FitPlan
+from app.fit.plan import FitPlan, HostMemory
 from app.fit.planner import plan_fit
+from app.fit.session import FitSession
 from app.library.gguf import read_gguf_header
 from app.library.library import Library
 from app.telemetry.replay import ReplaySampler, load_trace
@@ -208,13 +209,14 @@ def test_the_largest_fitting_context_is_marked_and_advice_is_listed(
     _planned(qtbot, page)
     header = read_gguf_header(moe30)
     plan = FitPlan(ctx=4096, gpus=(0,), gpu_memory_mib=(7168,))
-    expected = plan_fit(header, plan, [7168.0], 512.0)
+    expected = plan_fit(header, plan, [7168.0], 512.0, host=page.session.capacities.host)
     assert 4096 < expected.max_ctx < page.controls.context.slider.maximum()
     assert page.controls.context_range.max_fit == expected.max_ctx
     assert page.controls.context_max_label.text() == f"≤ {expected.max_ctx:,} fits"
     assert f"{expected.max_ctx:,} tokens" in page.max_context_label.text()
     shown = [page.advice_list.item(i).text() for i in range(page.advice_list.count())]
-    assert shown == [f"{a.change}: saves {a.saves_mib:,.0f} MiB" for a in expected.advice]
+    assert shown == [a.text() for a in expected.advice]
+    assert not any("then fits" in line for line in shown)  # it fits already
 
     page.controls.context.setValue(expected.max_ctx + 4096)  # past the mark: no longer fits
     # at once, or from the task runner when this machine is too busy for the 30 ms budget
@@ -360,8 +362,8 @@ def test_the_context_box_keeps_what_is_typed_or_says_why_it_capped_it(
     assert page.current_plan().ctx == cap
     label = page.controls.context_cap_label
     assert label.isVisible()
-    assert label.text() == (f"200,000 capped at {cap:,}: 4 times the model's trained context "
-                            f"({trained:,}), the most Fit plans")
+    assert label.text() == (f"200,000 capped at {cap:,}: the most this model can use: its "
+                            f"trained {trained:,} with YaRN x4")
     _type_context(page, "8192")  # back within the range: the reason goes
     assert page.current_plan().ctx == 8192
     assert not label.isVisible()
@@ -387,3 +389,70 @@ def test_gpu_memory_the_page_cannot_read_is_said_beside_the_field(
     QTest.keyClick(page.gpu_edit, Qt.Key.Key_Return)
     assert not page.gpu_problem_label.isVisible()
     assert page.session.capacities.gpu_mib == (98304.0,)
+
+
+def _on_host(services: Services, host: HostMemory) -> None:
+    """The Fit session of these services reads `host` as this machine's RAM (the monitor,
+    which would say the real machine's, is stopped)."""
+    services.monitor.stop()
+    session = FitSession(runner=services.tasks.run, settings=services.settings,
+                         data_dir=services.paths.data, read_host_memory=lambda: host)
+    services.make_fit = lambda: session
+
+
+def test_a_host_over_budget_turns_the_headline_red_and_names_the_host(
+    qtbot: QtBot, services: Services, moe30: Path
+) -> None:
+    _on_host(services, HostMemory(total_mib=4096.0, available_mib=3000.0))
+    page = _open(qtbot, services, moe30, gpu_memory="24G")
+    assert page.fit_label.text().startswith("Fits: ")  # experts on the GPU: the host has room
+    page.controls.n_cpu_moe.setValue(4)  # every expert in RAM
+    qtbot.waitUntil(lambda: page.current_plan().n_cpu_moe == 4 and page.estimate is not None
+                    and page.estimate.host.total_mib > 4096, timeout=10_000)
+    need = page.estimate.host.total_mib  # type: ignore[union-attr]  # waited for above
+    assert page.fit_label.text() == (
+        f"Does not fit: the host needs {need:,.0f} MiB of 4,096 MiB RAM, "
+        "3,000 MiB available now"
+    )
+    assert "#b91c1c" in page.fit_label.styleSheet()
+    assert page.gpu_bars[0].status_label.text().endswith(" free")  # the GPU has room
+    host = page.host_bar.status_label.text()
+    assert host.startswith(f"needs {need:,.0f} MiB of 4,096 MiB")
+    assert "#b91c1c" in page.host_bar.status_label.styleSheet()
+    assert "read from disk at every token" in page.host_bar.legend_label.text()
+    _planned(qtbot, page)
+    advice = [page.advice_list.item(i).text() for i in range(page.advice_list.count())]
+    assert any("--n-cpu-moe 0" in line and line.endswith("then fits") for line in advice)
+    assert "No context fits" in page.max_context_label.text()
+
+
+def test_a_cpu_plan_speaks_of_the_host_not_of_gpus(
+    qtbot: QtBot, services: Services, moe30: Path
+) -> None:
+    _on_host(services, HostMemory(total_mib=65536.0, available_mib=60000.0))
+    page = _open(qtbot, services, moe30, gpu_memory="")
+    need = page.estimate.host.total_mib  # type: ignore[union-attr]  # _open waited for it
+    assert page.fit_label.text() == (
+        f"CPU only. Fits: the host needs {need:,.0f} MiB of 65,536 MiB RAM, "
+        "60,000 MiB available now"
+    )
+    assert "GPU" not in page.measure_label.text()
+    _planned(qtbot, page)
+    assert "in the host's RAM" in page.max_context_label.text()
+
+
+def test_a_typed_context_past_the_trained_one_shows_the_yarn_note_and_flags(
+    qtbot: QtBot, services: Services, moe30: Path
+) -> None:
+    page = _open(qtbot, services, moe30)
+    assert not page.context_note_label.isVisible()
+    _type_context(page, "90000")
+    assert page.current_plan().ctx == 90000
+    note = page.context_note_label
+    assert note.isVisible()
+    assert "beyond the trained 40,960" in note.text()
+    assert "YaRN" in note.text()
+    assert "--rope-scaling yarn --rope-scale 2.2 --yarn-orig-ctx 40960" in note.text()
+    _type_context(page, "32768")  # within the trained context: nothing to add
+    assert not note.isVisible()
+    _planned(qtbot, page)

@@ -124,3 +124,29 @@ def test_a_bad_gpu_memory_is_a_clear_error(capsys: pytest.CaptureFixture[str], s
     assert (f"--gpu-memory: {size!r} is not a memory size; use MiB (98304) or GB (96G)"
             in captured.err)
     assert "Traceback" not in captured.err
+
+
+def test_the_verdict_says_what_the_host_needs_and_a_cpu_plan_names_no_gpu(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    main(["fit", str(_moe()), "--device", "cpu", "--ctx", "2048"])
+    text = capsys.readouterr().out
+    verdict = next(line for line in text.splitlines() if line.startswith("fits: "))
+    # yes or no depends on this machine's RAM; what is said does not
+    assert " — the host needs " in verdict
+    assert "MiB RAM" in verdict
+    assert "GPU" not in verdict
+    assert "  host: mapped weights (page cache): " in text
+
+
+def test_json_says_the_verdict_and_the_yarn_flags_past_the_trained_context(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    main(["fit", str(_moe()), "--ctx", "90000", "--json", "--gpu-memory", "81559"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["context_flags"] == ["--rope-scaling", "yarn", "--rope-scale", "2.2",
+                                    "--yarn-orig-ctx", "40960"]
+    assert "YaRN" in out["context_note"]
+    assert out["verdict"]
+    assert any(line.startswith("mapped weights") for line in out["host_needs"])
+    assert out["max_ctx"] <= 4 * 40960  # at most what the model can use with YaRN x4

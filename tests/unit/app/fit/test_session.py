@@ -22,15 +22,17 @@ from app.fit.calibration import CalibrationKey, CalibrationStore, plan_key
 from app.fit.launch import launch_plan
 from app.fit.llamacpp_estimate import estimate_llamacpp
 from app.fit.loaded_model import LoadedModel
-from app.fit.plan import FitPlan
+from app.fit.plan import FitPlan, HostMemory
 from app.fit.planner import plan_fit
 from app.fit.session import CONTEXT_ENV, ChosenPlan, FitSession
 from app.fit.vllm_estimate import VllmPlan, estimate_vllm
 from app.library.gguf import GgufHeader, read_gguf_header
+from app.library.gguf_entry import entry_from_gguf
 from app.paths import AppPaths
 from app.settings import SettingsStore
 from app.telemetry.snapshot import GpuReading, HostReading, Snapshot
 from tests.realparts.fixtures import TinyGgufFactory
+from tests.realparts.gguf_factory import TinyModelSpec
 from tests.unit.app.fit.reference import need, shared_data
 
 GPU_96GB = 98304.0
@@ -115,12 +117,14 @@ def _gpu_plan(ctx: int = 4096, mib: float = GPU_96GB, **changes: Any) -> FitPlan
     return FitPlan(ctx=ctx, gpus=(0,), gpu_memory_mib=(int(mib),), **changes)
 
 
-def _snapshot(*gpus: tuple[str, float], ram_mib: float = 257_000.0) -> Snapshot:
+def _snapshot(
+    *gpus: tuple[str, float], ram_mib: float = 257_000.0, ram_used_mib: float = 1000.0
+) -> Snapshot:
     readings = tuple(
         GpuReading(vendor="nvidia", index=i, name=name, memory_total_mib=total)
         for i, (name, total) in enumerate(gpus)
     )
-    host = HostReading(ram_used_mib=1000.0, ram_total_mib=ram_mib, swap_used_mib=0.0,
+    host = HostReading(ram_used_mib=ram_used_mib, ram_total_mib=ram_mib, swap_used_mib=0.0,
                        swap_total_mib=0.0, cpu_pct=(1.0,))
     return Snapshot(t=1_700_000_000.0, gpus=readings, host=host)
 
@@ -441,3 +445,58 @@ def test_any_plan_can_be_estimated_off_the_calling_thread(
         estimates = list(pool.map(session.estimate_for, plans))
 
     assert estimates == [estimate_llamacpp(header, p) for p in plans]
+
+
+def test_the_verdict_counts_the_host_ram_the_monitor_reports(moe30: Path) -> None:
+    session = FitSession(read_host_memory=lambda: None)
+    session.choose_path(moe30)
+    session.set_gpu_memory("24G")
+    session.update_plan(ctx=32768, n_cpu_moe=4)  # every expert in RAM: about 6 GB on the host
+    verdict = session.verdict
+    assert verdict is not None
+    assert verdict.fits  # the host's RAM is not known: nothing to hold it against
+    est = session.estimate
+    assert est is not None
+    events = Events(session)
+    # the monitor says the host has 8 GiB, 5 GiB of them in use
+    session.follow_snapshot(_snapshot(ram_mib=8192.0, ram_used_mib=5120.0))
+    assert events.last("capacities_changed").host == HostMemory(8192.0, 3072.0)
+    verdict = session.verdict
+    assert verdict is not None
+    assert not verdict.fits
+    assert verdict.gpus_fit
+    assert verdict.headline(session.margin_mib) == (
+        f"Does not fit: the host needs {est.host.total_mib:,.0f} MiB of 8,192 MiB RAM, "
+        "3,072 MiB available now"
+    )
+    session.run_planner()  # the planner holds the plan against the same host
+    res = session.planner_result
+    assert res is not None
+    assert not res.fits
+    assert any(a.then_fits and "--n-cpu-moe 0" in a.change for a in res.advice)
+
+
+def test_the_librarys_smaller_quantisation_of_the_model_is_advised(
+    tiny_gguf: TinyGgufFactory,
+) -> None:
+    shape = TinyModelSpec(arch="qwen3", layers=2, hidden_size=256, ffn_size=512,
+                          vocab_size=32000)
+    big = tiny_gguf(shape, weight_type="f32")
+    small = tiny_gguf(shape, weight_type="f16")
+    other = tiny_gguf(arch="qwen3", layers=3, weight_type="f16")  # another model
+    session = FitSession(read_host_memory=lambda: None)
+    session.know_library([entry_from_gguf(p) for p in (big, small, other)])
+    session.choose_path(big)
+    assert session.smaller_quants() == [small]
+    plan = session.plan
+    small_peak = estimate_llamacpp(read_gguf_header(small), replace(
+        plan, gpus=(0,), gpu_memory_mib=(1,), device="cuda")).devices[0].total_mib
+    session.set_gpu_capacities([small_peak + session.margin_mib + 1])
+    assert session.verdict is not None
+    assert not session.verdict.fits
+    session.run_planner()
+    res = session.planner_result
+    assert res is not None
+    quants = [a for a in res.advice if "smaller quantisation" in a.change]
+    assert [a.change for a in quants] == [f"a smaller quantisation: {small.name}"]
+    assert quants[0].then_fits
