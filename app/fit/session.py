@@ -115,6 +115,9 @@ class ChosenPlan:
     engine: str
     plan: FitPlan | VllmPlan
     margin_mib: float
+    extra_args: tuple[str, ...] = ()
+    """Engine flags the plan needs beyond its settings: the RoPE/YaRN scaling of a context
+    longer than the trained one."""
 
 
 class FitSession:
@@ -328,7 +331,9 @@ class FitSession:
         if self._model is None or self._estimate is None:
             return None
         plan: FitPlan | VllmPlan = self.vllm_plan if self._engine == "vllm" else self.plan
-        return ChosenPlan(self._model.path, self._engine, plan, self._margin)
+        advice = self.context_advice
+        return ChosenPlan(self._model.path, self._engine, plan, self._margin,
+                          advice.flags if advice is not None else ())
 
     def estimate_for(self, plan: FitPlan) -> Estimate:
         """The llama.cpp estimate of any `plan` for the model chosen, cached; blocking (a

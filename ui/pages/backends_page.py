@@ -5,6 +5,7 @@ Library), Export… of the backends' plans, and the log of the chosen backend.""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtWidgets import (
@@ -249,7 +250,8 @@ class BackendsPage(QWidget):
         show_page = getattr(self.window(), "show_page", None)
         if callable(show_page):
             show_page("backends")
-        self.open_start_dialog(launch_plan(chosen.model_path, chosen.plan))
+        plan = launch_plan(chosen.model_path, chosen.plan)
+        self.open_start_dialog(replace(plan, extra_args=(*plan.extra_args, *chosen.extra_args)))
 
     def _start(self, plan: LaunchPlan, host: str, force: bool) -> None:
         def failed(error: BaseException) -> None:

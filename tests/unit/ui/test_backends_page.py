@@ -23,6 +23,7 @@ from app.runtime.backend import Backend, BackendState
 from tests.integration.backends_support import chat
 from tests.realparts.docker_engine import DockerEngine
 from tests.realparts.leak_guard import LeakGuard
+from tests.unit.app.fit.reference import need, shared_data
 from ui.backend_card import BackendCard
 from ui.main_window import MainWindow
 from ui.notifier import Level
@@ -346,3 +347,31 @@ def test_stop_asks_first_while_the_chat_streams_a_reply_from_that_backend(
     card = _wait_state(qtbot, page, "talk", BackendState.STOPPED)
     card.stop_button.click()  # Remove: nothing streams, nothing asked
     qtbot.waitUntil(lambda: _card(page, "talk") is None, timeout=WAIT_MS)
+
+
+def test_a_context_beyond_the_trained_one_starts_with_its_yarn_flags(
+        qtbot: QtBot, make_services: MakeServices) -> None:
+    """Fit at 90,000 tokens on a model trained at 40,960 → Start: the plan carries the
+    RoPE scaling flags the Fit page showed."""
+    services = make_services()
+    window = MainWindow(services)
+    qtbot.add_widget(window)
+    fit, backends = window.pages["fit"], window.pages["backends"]
+    assert isinstance(fit, FitPage)
+    assert isinstance(backends, BackendsPage)
+    window.show_page("fit")
+    session = fit.session
+    session.choose_path(need(shared_data() / "gguf-headers" / "moe30.header.gguf"))
+    qtbot.waitUntil(lambda: fit.estimate is not None, timeout=30_000)
+    session.update_plan(ctx=90_000)
+    advice = session.context_advice
+    assert advice is not None
+    assert advice.flags[:2] == ("--rope-scaling", "yarn")
+    chosen = session.chosen()
+    assert chosen is not None
+    fit.plan_started.emit(chosen)
+    dialog = backends.start_dialog
+    assert dialog is not None
+    assert dialog.plan().extra_args[-len(advice.flags):] == advice.flags
+    assert "--yarn-orig-ctx" in dialog.more_label.text()
+    dialog.reject()
