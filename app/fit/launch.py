@@ -38,11 +38,17 @@ def _from_llamacpp(model: Path, plan: FitPlan) -> LaunchPlan:
 
 def _from_vllm(model: Path, plan: VllmPlan) -> LaunchPlan:
     kv = "q8_0" if plan.kv_cache_dtype.startswith("fp8") else None
+    extra = ["--gpu-memory-utilization", f"{plan.gpu_memory_utilization:g}"]
+    if plan.max_num_batched_tokens is not None:  # the activation profile Fit planned for
+        extra += ["--max-num-batched-tokens", str(plan.max_num_batched_tokens)]
+    if plan.dtype != "auto":
+        extra += ["--dtype", plan.dtype]
+    if plan.quantization:
+        extra += ["--quantization", plan.quantization]
     return LaunchPlan(
         model=str(model), engine="vllm", context=plan.max_model_len,
         parallel=plan.max_num_seqs, cache_type_k=kv, cache_type_v=kv,
-        gpus=tuple(str(i) for i in range(plan.tensor_parallel)),
-        extra_args=("--gpu-memory-utilization", f"{plan.gpu_memory_utilization:g}"))
+        gpus=tuple(str(i) for i in range(plan.tensor_parallel)), extra_args=tuple(extra))
 
 
 def launch_plan(model: Path, plan: FitPlan | VllmPlan) -> LaunchPlan:

@@ -42,3 +42,17 @@ def test_a_vllm_fit_plan_uses_tensor_parallel_gpus_and_its_memory_budget() -> No
                         ("--kv-cache-dtype", "fp8"), ("--tensor-parallel-size", "2"),
                         ("--gpu-memory-utilization", "0.85")):
         assert args[args.index(flag) + 1] == value
+
+
+def test_a_vllm_fit_plan_starts_with_the_batch_dtype_and_quantisation_it_planned() -> None:
+    plan = launch_plan(Path("/m/Qwen2.5-72B-GPTQ"), VllmPlan(
+        max_model_len=8192, max_num_batched_tokens=4096, dtype="float16",
+        quantization="gptq_marlin"))
+    args = launch_spec(plan, port=8000).args
+    for flag, value in (("--max-num-batched-tokens", "4096"), ("--dtype", "float16"),
+                        ("--quantization", "gptq_marlin")):
+        assert args[args.index(flag) + 1] == value
+    defaults = launch_spec(launch_plan(Path("/m/q"), VllmPlan()), port=8000).args
+    assert "--max-num-batched-tokens" not in defaults  # vLLM's own default, as planned
+    assert "--dtype" not in defaults
+    assert "--quantization" not in defaults
