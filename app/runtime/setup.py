@@ -31,9 +31,15 @@ def build_service(paths: AppPaths, settings: SettingsStore | None = None, *,
     hosts += [replace(h) for h in hosts_store(paths).load()]
     return BackendsService(
         hosts, KeyKeeper(secrets or SecretStore()),
-        images={engine: settings.get(image_setting(engine)) for engine in DEFAULT_IMAGES},
+        images=configured_images(settings),
         run_dir=paths.data / "processes", llama_server_path=settings.get("llama_server_path"),
         hosts_store=hosts_store(paths), calibration=CalibrationStore(paths.data))
+
+
+def configured_images(settings: SettingsStore) -> dict[str, str]:
+    """The image of each engine: the one set in the settings, else the engine's default."""
+    chosen = {engine: settings.get(image_setting(engine)) for engine in DEFAULT_IMAGES}
+    return {**DEFAULT_IMAGES, **{engine: image for engine, image in chosen.items() if image}}
 
 
 def follow_settings(service: BackendsService, settings: SettingsStore) -> None:

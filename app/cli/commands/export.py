@@ -11,10 +11,9 @@ from app.cli.values import whole
 from app.engines.export import FIRST_PORT
 from app.engines.export_folder import export_to_folder
 from app.engines.plan import LaunchPlan
-from app.engines.recipes import DEFAULT_IMAGES
 from app.errors import UserError
 from app.runtime.backends_service import BackendsService
-from app.runtime.setup import build_service
+from app.runtime.setup import build_service, configured_images
 from app.settings import SettingsStore
 
 HOW_TO_CHOOSE = ("export them with: rigdeck export NAME… -o DIR (HOST/NAME for a name used "
@@ -78,8 +77,7 @@ def _plans(targets: list[str], service: BackendsService | None) -> list[LaunchPl
 def run(args: argparse.Namespace) -> int:
     targets: list[str] = args.backends
     settings = SettingsStore(args.paths.settings_file)
-    images = {**DEFAULT_IMAGES, **{e: settings.get(f"{e}_image") for e in DEFAULT_IMAGES
-                                  if settings.get(f"{e}_image")}}
+    images = configured_images(settings)
     if targets and not args.output:
         raise UserError("rigdeck export needs -o DIR, the folder to write to")
     if targets and all(map(_is_plan_file, targets)):
