@@ -70,6 +70,16 @@ def _executable_problem(text: str) -> str:
     return ""
 
 
+def _address_problem(text: str) -> str:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return f"{text!r} is not an IP address (e.g. 127.0.0.1, or 0.0.0.0 for every one)"
+    return ""
+
+
 def _theme_problem(text: str) -> str:
     return "" if text in THEMES else f"{text!r} is not a theme; choose {', '.join(THEMES)}"
 
@@ -209,6 +219,40 @@ class Settings:
         metadata=_doc("The longest reply kept, in MiB (answer and thinking together): a "
                       "server that sends more is cut off there, and the part received kept.",
                       place=("Chat", "Longest reply"), limits=(1, 1024)),
+    )
+    gateway_address: str = field(
+        default="127.0.0.1",
+        metadata=_doc("The address the Gateway listens on. 127.0.0.1: this computer only; "
+                      "another address (a VM's bridge, 0.0.0.0) lets other machines in, and "
+                      "then every request needs a gateway key.",
+                      place=("Gateway", "Address"), check=_address_problem),
+    )
+    gateway_port: int = field(
+        default=8765,
+        metadata=_doc("The Gateway's port (its base URL is http://ADDRESS:PORT/v1).",
+                      place=("Gateway", "Port"), limits=(1, 65535)),
+    )
+    gateway_autostart: bool = field(
+        default=False,
+        metadata=_doc("Start the Gateway with the app (in the window and in the tray).",
+                      place=("Gateway", "Start with Rigdeck")),
+    )
+    gateway_queue_limit: int = field(
+        default=64,
+        metadata=_doc("Requests that may wait for a busy backend's slots; one more is "
+                      "answered 429.", place=("Gateway", "Queue length"), limits=(0, 10000)),
+    )
+    gateway_start_timeout_s: float = field(
+        default=300.0,
+        metadata=_doc("Seconds a request waits for a backend started on demand (or a free "
+                      "slot) before it is answered 503.",
+                      place=("Gateway", "Start timeout"), limits=(5.0, 3600.0)),
+    )
+    gateway_ram_budget_mib: int = field(
+        default=0,
+        metadata=_doc("RAM in MiB that CPU-only backends started on demand may fill on a host "
+                      "together, by the fit planner's estimates (0: not checked).",
+                      place=("Gateway", "RAM for CPU backends"), limits=(0, 16 * 1024 * 1024)),
     )
 
     @staticmethod

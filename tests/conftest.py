@@ -15,6 +15,7 @@ import pytest
 from keyring.backends import fail
 
 from app.paths import HOME_ENV, AppPaths
+from tests.realparts.process_keyring import ProcessKeyring
 
 pytest_plugins = ["tests.realparts.fixtures"]
 
@@ -42,6 +43,17 @@ def _no_thread_left_behind() -> Iterator[None]:
     still = [t.name for t in leftover if t.is_alive()]
     if still:
         pytest.fail(f"test left threads running: {still}")
+
+
+@pytest.fixture
+def working_keyring() -> Iterator[ProcessKeyring]:
+    """A keyring that works (in this process), as on a desktop with a Secret Service."""
+    previous = keyring.get_keyring()
+    backend = ProcessKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
 
 @pytest.fixture
 def no_keyring() -> Iterator[None]:

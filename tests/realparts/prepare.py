@@ -29,6 +29,7 @@ from tests.realparts.docker_engine import find_or_start_engine, stop_private_eng
 from tests.realparts.gemma import ensure_gemma_gguf
 from tests.realparts.gguf_factory import TinyModelSpec, write_tiny_model
 from tests.realparts.llama_build import ensure_llama_server
+from tests.realparts.openai_npm import ensure_openai_npm
 
 T = TypeVar("T")
 
@@ -59,6 +60,7 @@ def prepare() -> None:
     _step("docker compose", lambda: " ".join(ensure_compose()))
     _step("Gemma 3 270M GGUF", ensure_gemma_gguf)
     _step("tiny GGUFs", _tiny_models)
+    _step("openai npm client", ensure_openai_npm)
 
 
 def main(argv: list[str] | None = None) -> int:
