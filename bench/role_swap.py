@@ -1,6 +1,13 @@
 """Role swap latency: from the swap to the first token of an answer under the new role.
 
-Run: `.venv/bin/python -m bench.role_swap [--runs 7] [--model tiny|gemma]`.
+Run: `.venv/bin/python -m bench.role_swap [--runs 7] [--model tiny|gemma] [--via gateway]`.
+
+`--via gateway`: the roles are model ids of Rigdeck's Gateway (`rigdeck serve`, in its own
+process) in front of the same llama-server (3 slots, one per role plus the base): one
+conversation goes on turn after turn, switching role at every turn, and each turn's time
+to first token is compared with the same conversation kept under one role. Each role keeps
+its own slot (`id_slot`), so a switch re-reads only the turns since that role last spoke.
+Goal: a swap adds < 30 ms to time to first token and is >= 20x faster than the restart.
 
 Rigdeck's way: one real llama-server (the tiny qwen3 model) started with two GGUF LoRA
 adapters preloaded (`--lora … --lora-init-without-apply`); a swap binds the other role
@@ -139,12 +146,67 @@ def bench_model(kind: str, folder: Path) -> tuple[Path, TinyModelSpec]:
     return gemma, spec
 
 
+def gateway_turn(client: httpx.Client, url: str, model: str,
+                 conversation: list[dict[str, str]]) -> float:
+    """Seconds to the first token of the next turn of `conversation` under role `model`
+    (through the Gateway); the answer and a new user turn are added to it."""
+    body = {"model": model, "messages": conversation, "max_tokens": 4, "stream": True,
+            **GREEDY}
+    start = time.perf_counter()
+    first: float | None = None
+    answer = ""
+    with client.stream("POST", f"{url}/chat/completions", json=body) as response:
+        if response.status_code != 200:
+            raise RuntimeError(f"{model}: HTTP {response.status_code} "
+                               f"{response.read().decode(errors='replace')}")
+        for line in response.iter_lines():
+            if line.startswith("data: {") and '"content":"' in line:
+                first = first or time.perf_counter() - start
+                delta = json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+                answer += delta
+    if first is None:
+        raise RuntimeError(f"no token from {model} through the gateway")
+    conversation += [{"role": "assistant", "content": answer},
+                     {"role": "user", "content": f"And then? ({len(conversation)})"}]
+    return first
+
+
+def via_gateway(model: Path, adapters: list[Path], roles: list[Role], turns: int,
+                folder: Path) -> tuple[list[float], list[float]]:
+    """Time to first token of turns that switch role each time, and of turns that keep it."""
+    from app.engines.plan import LaunchPlan
+    from app.gateway.catalog import role_slug
+    from bench.gateway_rig import gateway_rig
+
+    plan = LaunchPlan(model=str(model), name="bench-model", parallel=3, context=3 * 4096,
+                      threads=1, adapters=tuple(map(str, adapters)))
+    ids = [role_slug(r.name) for r in roles]
+    with gateway_rig(folder, plan, roles) as rig, httpx.Client(timeout=120) as client:
+        swapped: list[float] = []
+        kept: list[float] = []
+        conversation = [{"role": "user", "content": "Hello there"}]
+        for turn in range(2):  # warm up: each role's slot holds the conversation
+            gateway_turn(client, rig.url, ids[turn % 2], conversation)
+        for turn in range(turns):
+            swapped.append(gateway_turn(client, rig.url, ids[turn % 2], conversation))
+        conversation = [{"role": "user", "content": "Hello there"}]
+        gateway_turn(client, rig.url, ids[0], conversation)
+        for _turn in range(turns):
+            kept.append(gateway_turn(client, rig.url, ids[0], conversation))
+    return swapped, kept
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--model", choices=("tiny", "gemma"), default="tiny",
                         help="the tiny qwen3 (default) or the real Gemma 3 270M Q4_K_M")
+    parser.add_argument("--via", choices=("client", "gateway"), default="client",
+                        help="swap in Rigdeck's chat client (default) or through the Gateway")
     args = parser.parse_args()
+    if args.via == "gateway":
+        main_gateway(args.model, args.runs)
+        return
     binary = ensure_llama_server()
     with tempfile.TemporaryDirectory() as folder:
         model, spec = bench_model(args.model, Path(folder))
@@ -194,6 +256,44 @@ def main() -> None:
         "swap_ms": [round(x * 1000, 1) for x in swap],
         "same_ms": [round(x * 1000, 1) for x in same],
         "swap_known_backend_ms": [round(x * 1000, 1) for x in swap_app],
+        "restart_ms": [round(x * 1000, 1) for x in restarts],
+    }, indent=1))
+
+
+def main_gateway(kind: str, runs: int) -> None:
+    binary = ensure_llama_server()
+    with tempfile.TemporaryDirectory() as folder:
+        model, spec = bench_model(kind, Path(folder))
+        adapters = [write_lora_adapter(Path(folder) / f"{name}.gguf", spec, rank=8,
+                                       targets=LORA_TARGETS, seed=seed)
+                    for name, seed in (("coach", 11), ("tutor", 22))]
+        roles = [Role(name, adapters=(RoleAdapter(str(path), 16.0),), sampling=GREEDY,
+                      system_prompt=f"You are the {name}.")
+                 for name, path in zip(("coach", "tutor"), adapters, strict=True)]
+        swapped, kept = via_gateway(model, adapters, roles, runs * 3, Path(folder))
+        restarts: list[float] = []
+        process: subprocess.Popen[bytes] | None = None
+        log = Path(folder) / "restart.log"
+        try:
+            for run in range(runs + 1):
+                seconds, process = restart_s(binary, model, adapters[run % 2], process, log)
+                if run:
+                    restarts.append(seconds)
+        finally:
+            if process is not None:
+                _stop(process)
+    swap_ms = statistics.median(swapped) * 1000
+    kept_ms = statistics.median(kept) * 1000
+    restart_ms = statistics.median(restarts) * 1000
+    print(json.dumps({
+        "model": kind, "via": "gateway", "turns": len(swapped),
+        "swap_first_token_ms_median": round(swap_ms, 1),
+        "same_role_first_token_ms_median": round(kept_ms, 1),
+        "swap_added_ms": round(swap_ms - kept_ms, 1),
+        "restart_first_token_ms_median": round(restart_ms, 1),
+        "restart_over_swap_ratio": round(restart_ms / swap_ms, 1),
+        "swap_ms": [round(x * 1000, 1) for x in swapped],
+        "same_ms": [round(x * 1000, 1) for x in kept],
         "restart_ms": [round(x * 1000, 1) for x in restarts],
     }, indent=1))
 

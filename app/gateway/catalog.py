@@ -139,10 +139,11 @@ def build_routes(served: list[Served], roles: Iterable[Role]) -> dict[str, Route
     return routes
 
 
-def role_slots(routes: dict[str, Route], served: Served) -> dict[str | None, int]:
-    """The slot each role keeps on `served` (None: the base model), so a role's prompt
-    cache survives other roles' requests: llama.cpp drops a slot's cache when its adapter
-    set changes. Empty where the plan has one slot (or is not llama.cpp)."""
+def role_slots(routes: dict[str, Route], served: Served) -> dict[str, int]:
+    """The slot each role of `served` calls home (by role name), so a role's prompt cache
+    survives other roles' requests: llama.cpp drops a slot's cache when its adapter set
+    changes. Slot 0 is left to the base model and anything else; with more roles than
+    slots, roles share. Empty where the plan has one slot (or is not llama.cpp)."""
     slots = served.plan.parallel or 1
     if served.plan.engine != "llamacpp" or slots < 2:
         return {}
@@ -151,7 +152,4 @@ def role_slots(routes: dict[str, Route], served: Served) -> dict[str | None, int
         if route.served.key == served.key and route.role is not None \
                 and route.role.name not in names:
             names.append(route.role.name)
-    pinned: dict[str | None, int] = {None: 0}
-    for index, name in enumerate(names, start=1):
-        pinned[name] = index % slots
-    return pinned
+    return {name: 1 + index % (slots - 1) for index, name in enumerate(names)}

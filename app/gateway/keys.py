@@ -116,23 +116,26 @@ class GatewayKeys:
         return key
 
     def check(self, presented: str | None) -> str | None:
-        """The name of the key `presented` is, or None. Reads the file at most once a
-        second (a request must not wait on the disk each time; a revoke applies within
-        a second)."""
+        """The name of the key `presented` is, or None."""
         if not presented:
             return None
-        now = time.monotonic()
-        if self._cache is None or now - self._cache[0] > 1.0:
-            self._cache = (now, {k.sha256: k.name for k in self.all()})
         digest = _digest(presented)
-        for known, name in self._cache[1].items():
+        for known, name in self._known().items():
             if hmac.compare_digest(known, digest):
                 return name
         return None
 
     def any(self) -> bool:
         """Whether any key exists (then every request must bring one)."""
-        return bool(self.all())
+        return bool(self._known())
+
+    def _known(self) -> dict[str, str]:
+        """Digest → name, read from the file at most once a second: a request must not
+        wait on the disk each time; a key made or revoked applies within a second."""
+        now = time.monotonic()
+        if self._cache is None or now - self._cache[0] > 1.0:
+            self._cache = (now, {k.sha256: k.name for k in self.all()})
+        return self._cache[1]
 
     @staticmethod
     def _secret(name: str) -> str:

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from psygnal import Signal
@@ -117,6 +117,8 @@ class Gateway:
         self._bindings: dict[tuple[str, str], _Binding] = {}
         self._queues: dict[tuple[str, str], SlotQueue] = {}
         self._in_flight: dict[tuple[str, str], int] = {}
+        self._homes: set[tuple[tuple[str, str], int] | None] = set()
+        """Home slots (backend, slot) a request of their role is using now."""
         self._http: httpx.Client | None = None
         self._server: Any = None
         self._reaper: threading.Thread | None = None
@@ -275,14 +277,19 @@ class Gateway:
             with queue.slot(backend.name, options.start_timeout_s):
                 record.waited_s = time.monotonic() - began
                 self._in_flight[key] = self._in_flight.get(key, 0) + 1
+                home: tuple[tuple[str, str], int] | None = None
                 try:
                     binding = self._binding(backend)
                     shaping = self._shaping(binding, route, backend)
+                    home = self._claim_home(key, shaping.slot)
+                    if home is None:
+                        shaping = replace(shaping, slot=None)  # any free slot serves it
                     upstream = shape_body(body, shaping, chat=FORWARDED_PATHS[path] == "chat")
                     if self._forward(path, upstream, binding, record, out):
                         return
                 finally:
                     self._in_flight[key] -= 1
+                    self._homes.discard(home)
                     self.on_demand.used(key)
             # nothing answered before a byte was sent: the backend died since the last
             # look; look again (it is then started on demand) and try once more
@@ -293,6 +300,18 @@ class Gateway:
                 raise GatewayError(502, f"{backend.name} does not answer at "
                                         f"{backend.base_url}", kind="server_error",
                                    code="backend_unreachable")
+
+    def _claim_home(self, key: tuple[str, str], slot: int | None
+                    ) -> tuple[tuple[str, str], int] | None:
+        """The role's home slot if no request of this Gateway uses it now (a second
+        request of the same role goes to any free slot rather than wait for it)."""
+        if slot is None:
+            return None
+        with self._lock:
+            if (key, slot) in self._homes:
+                return None
+            self._homes.add((key, slot))
+            return (key, slot)
 
     def _queue(self, backend: Backend, served: Served, limit: int) -> SlotQueue:
         with self._lock:
@@ -340,7 +359,7 @@ class Gateway:
                                code="role_not_served") from exc
         model = (request.model if request is not None and request.model
                  else served.base_model or route.served.plan.model)
-        slot = role_slots(self.routes(), route.served).get(name)
+        slot = role_slots(self.routes(), route.served).get(name) if name else None
         shaping = Shaping(model, route.role, request, support, slot)
         binding.shapings[name] = shaping
         return shaping
