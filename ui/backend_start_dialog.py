@@ -11,10 +11,12 @@ in `RoleFeed.roles_for_model`); Start waits for the answer for the model shown.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import shiboken6
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -32,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.engines.plan import ENGINES, LaunchPlan, PlanError
-from app.roles.launch import ModelRoles
+from app.roles.launch import DEFAULT_CONTEXT, ModelRoles
 from app.settings import setting_place
 
 EDITABLE = frozenset({"model", "name", "engine", "image", "context", "gpus", "port"})
@@ -198,12 +200,50 @@ class BackendStartDialog(QDialog):
         self._read_timer.setSingleShot(True)
         self._read_timer.setInterval(ROLE_READ_DELAY_MS)
         self._read_timer.timeout.connect(self._on_read_timer_timeout)
+        self.slots_box = QCheckBox("A slot of its own for each checked role")
+        self.slots_box.setToolTip(
+            "The Gateway keeps each role on its own slot, so switching role in a "
+            "conversation re-reads only the new tokens (llama.cpp drops a slot's prompt "
+            "cache when another role's adapters use it). Each slot is as long as Context.")
+        self.slots_label = QLabel()
+        self.slots_label.setWordWrap(True)
+        self.roles_list.itemChanged.connect(self._on_roles_list_item_changed)
+        self.slots_box.toggled.connect(self._on_slots_box_toggled)
+        self.context_spin.valueChanged.connect(self._on_context_spin_changed)
         box = QWidget()
         layout = QVBoxLayout(box)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.roles_label)
         layout.addWidget(self.roles_list)
+        layout.addWidget(self.slots_box)
+        layout.addWidget(self.slots_label)
+        self._show_slots_cost()
         return box
+
+    def _on_roles_list_item_changed(self, _item: QListWidgetItem) -> None:
+        self._show_slots_cost()
+
+    def _on_slots_box_toggled(self, _checked: bool) -> None:
+        self._show_slots_cost()
+
+    def _on_context_spin_changed(self, _value: int) -> None:
+        self._show_slots_cost()
+
+    def _show_slots_cost(self) -> None:
+        """What a slot per role costs: the slots, their length and the KV cache they add."""
+        roles = len(self.checked_roles())
+        self.slots_box.setEnabled(roles > 0)
+        if not roles or not self.slots_box.isChecked():
+            self.slots_label.setText("" if roles else "Check a role to give it a slot.")
+            return
+        context = self.context_spin.value() or DEFAULT_CONTEXT
+        text = (f"{roles + 1} slots (the base model's and {roles} for the roles) of "
+                f"{context:,} tokens each: context {context * (roles + 1):,}")
+        cost = (self.model_roles.slots_kv_mib(self._plan_as_entered(), roles)
+                if self.model_roles is not None else None)
+        if cost is not None:
+            text += f", about {cost:,.0f} MiB more KV cache than one slot"
+        self.slots_label.setText(text + ".")
 
     def _buttons(self) -> QDialogButtonBox:
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
@@ -259,6 +299,7 @@ class BackendStartDialog(QDialog):
                 item.setCheckState(Qt.CheckState.Unchecked)
                 item.setToolTip(f"Not preloaded: {fit.reason}")
             self.roles_list.addItem(item)
+        self._show_slots_cost()
         fitting = sum(fit.fits for fit in result.roles)
         self.roles_label.setText(
             "No role has LoRA adapters." if not result.roles else
@@ -298,11 +339,27 @@ class BackendStartDialog(QDialog):
         return self.host_combo.currentText()
 
     def plan(self) -> LaunchPlan:
-        """The plan as entered.
+        """The plan as entered, with the checked roles' adapters (and their slots).
 
         Raises:
             PlanError: a missing model or values in conflict.
         """
+        plan = LaunchPlan.from_dict(self._raw_plan())
+        roles = self.model_roles
+        if roles is None or roles.model_path != self._model_path():
+            return plan
+        return roles.plan_with(plan, self.checked_roles(),
+                               slot_per_role=self.slots_box.isChecked()).plan
+
+    def _plan_as_entered(self) -> LaunchPlan:
+        """The fields as they stand, for the slots' cost (nothing checked: defaults)."""
+        raw = self._raw_plan()
+        try:
+            return LaunchPlan.from_dict(raw)
+        except PlanError:
+            return LaunchPlan(model=str(raw.get("model", "")), context=raw.get("context"))
+
+    def _raw_plan(self) -> dict[str, Any]:
         raw = self._base.to_dict() if self._base else {}
         raw.update({"model": self.model_edit.text().strip(),
                     "engine": self.engine_combo.currentText()})
@@ -318,11 +375,7 @@ class BackendStartDialog(QDialog):
         raw.pop("image", None)
         if image and image != self._engine_image():  # the default follows Settings
             raw["image"] = image
-        plan = LaunchPlan.from_dict(raw)
-        roles = self.model_roles
-        if roles is None or roles.model_path != self._model_path():
-            return plan
-        return roles.plan_with(plan, self.checked_roles()).plan
+        return raw
 
     def _on_buttons_accepted(self) -> None:
         try:

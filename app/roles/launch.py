@@ -13,6 +13,7 @@ model (`roles_for_model`) and the Roles page relaunches with all of them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +26,8 @@ from app.roles.requests import files_problem
 from app.roles.role import Role, RoleError
 from app.runtime.backend import Backend
 from app.runtime.backends_service import BackendsService, StartResult
+
+log = logging.getLogger(__name__)
 
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 """The values vLLM's LoRAConfig accepts for max_lora_rank."""
@@ -60,12 +63,51 @@ class ModelRoles:
     model: Entry | None
     adapters: Mapping[str, Entry | None]
     roles: tuple[RoleFit, ...]
+    kv_bytes_per_token: int | None = None
+    """What one context position of one slot costs in KV cache at f16 (llama.cpp, full
+    attention layers); None where the model's header does not say."""
 
-    def plan_with(self, plan: LaunchPlan, names: Iterable[str]) -> RolesLaunch:
-        """`plan` with the adapters of the roles called `names` that fit the model."""
+    def plan_with(self, plan: LaunchPlan, names: Iterable[str], *,
+                  slot_per_role: bool = False) -> RolesLaunch:
+        """`plan` with the adapters of the roles called `names` that fit the model;
+        `slot_per_role`: with a slot of its own for each of them beside the base's."""
         wanted = set(names)
         chosen = [fit.role for fit in self.roles if fit.fits and fit.role.name in wanted]
-        return plan_with_roles(plan, chosen, model=self.model, adapters=self.adapters)
+        launch = plan_with_roles(plan, chosen, model=self.model, adapters=self.adapters)
+        if slot_per_role and launch.roles:
+            launch = replace(launch, plan=with_role_slots(launch.plan, len(launch.roles)))
+        return launch
+
+    def slots_kv_mib(self, plan: LaunchPlan, roles: int) -> float | None:
+        """The KV cache that `roles` slots of their own add to `plan` (each slot as long
+        as the plan's context), at the plan's cache types; None where it cannot be said."""
+        if self.kv_bytes_per_token is None or plan.engine != "llamacpp":
+            return None
+        scale = (_cache_scale(plan.cache_type_k) + _cache_scale(plan.cache_type_v)) / 2
+        context = plan.context or DEFAULT_CONTEXT
+        return self.kv_bytes_per_token * scale * context * roles / 2**20
+
+
+DEFAULT_CONTEXT = 4096
+"""llama-server's context when the plan sets none (its -c default in this build)."""
+
+
+def with_role_slots(plan: LaunchPlan, roles: int) -> LaunchPlan:
+    """`plan` with one slot per role beside the base model's, each as long as the plan's
+    context: llama.cpp divides -c among the slots, so -c grows with them (and the KV cache
+    with it). The Gateway then keeps each role on its own slot, whose prompt cache a
+    request of another role (another adapter set) would otherwise throw away."""
+    slots = roles + 1
+    context = plan.context or DEFAULT_CONTEXT
+    return replace(plan, parallel=slots, context=context * slots)
+
+
+def _cache_scale(kind: str | None) -> float:
+    """Bytes of a KV type per value, against f16's two."""
+    from app.fit.ggml_sim import ggml_type
+
+    found = ggml_type(kind or "f16")
+    return found.type_size / found.block_size / 2
 
 
 def roles_for_model(roles: Iterable[Role], model_path: str) -> ModelRoles:
@@ -84,7 +126,21 @@ def roles_for_model(roles: Iterable[Role], model_path: str) -> ModelRoles:
     for role in with_adapters:
         problem = files_problem(role, model, adapters) if unusable is None else None
         fits.append(RoleFit(role, unusable or (problem.reason if problem else None)))
-    return ModelRoles(path, model, adapters, tuple(fits))
+    return ModelRoles(path, model, adapters, tuple(fits),
+                      _kv_bytes_per_token(path) if unusable is None else None)
+
+
+def _kv_bytes_per_token(path: str) -> int | None:
+    """f16 K and V bytes of one context position (the model's header; None if unreadable)."""
+    try:
+        from app.fit.llamacpp_estimate import kv_bytes_per_cell
+        from app.fit.model_info import model_info
+        from app.library.gguf import read_gguf_header
+
+        return kv_bytes_per_cell(model_info(read_gguf_header(Path(path))), "f16", "f16")
+    except Exception as exc:  # a safetensors folder, a header without the keys
+        log.info("no KV size for %s: %s", path, exc)
+        return None
 
 
 def _unusable_model(path: str, model: Entry | None) -> str | None:

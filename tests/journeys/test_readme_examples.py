@@ -85,6 +85,34 @@ def test_the_readme_roles_example_runs_as_written(
     assert (work / "coach.toml").is_file()
 
 
+def rigdeck_on_path(folder: Path) -> Path:
+    """A folder with a `rigdeck` command in it, as the package installs one."""
+    bin_dir = folder / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "rigdeck").write_text(f'#!/bin/sh\nexec {sys.executable} -m app "$@"\n')
+    (bin_dir / "rigdeck").chmod(0o755)
+    return bin_dir
+
+
+def run_client_examples(folder: Path, env: dict[str, str], python_example: str,
+                        js_example: str, openai_npm: Path) -> None:
+    """The README's Python and JavaScript examples, with the official `openai` clients."""
+    script = folder / "example.py"
+    script.write_text(python_example, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                          text=True, timeout=CLI_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr
+    ids, streamed = done.stdout.splitlines()[:2]
+    assert "'sports-coach'" in ids
+    assert streamed
+    (folder / "node_modules").symlink_to(openai_npm)
+    (folder / "example.mjs").write_text(js_example, encoding="utf-8")
+    done = subprocess.run(["node", "example.mjs"], env=env, cwd=folder,
+                          capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()
+
+
 @pytest.mark.journey
 def test_the_readme_gateway_examples_run_as_written(
         tmp_path: Path, *, docker_engine: DockerEngine, docker_client: object,
@@ -99,12 +127,8 @@ def test_the_readme_gateway_examples_run_as_written(
     port = str(leak_guard.free_port())
     home = tmp_path / "home"
     write_home(home, llama_server_image)
-    bin_dir = tmp_path / "bin"  # `rigdeck` on PATH, as the package installs it
-    bin_dir.mkdir()
-    (bin_dir / "rigdeck").write_text(f'#!/bin/sh\nexec {sys.executable} -m app "$@"\n')
-    (bin_dir / "rigdeck").chmod(0o755)
     env = {**cli_env(home, docker_engine.base_url),
-           "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
+           "PATH": f"{rigdeck_on_path(tmp_path)}:/usr/local/bin:/usr/bin:/bin",
            # the keyring: this machine has no Secret Service; `keys create` stores its key
            # in this stand-in, and the Gateway checks keys by their digest on file
            "PYTHON_KEYRING_BACKEND": "tests.realparts.process_keyring.ProcessKeyring"}
@@ -133,20 +157,8 @@ def test_the_readme_gateway_examples_run_as_written(
         assert answer["choices"][0]["message"]["content"]
         assert "stops after 900 s idle" in said
         assert "n8n" in said  # requests and usage name the key
-        script = tmp_path / "example.py"
-        script.write_text(placed(python_example), encoding="utf-8")
-        done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
-                              text=True, timeout=CLI_TIMEOUT_S)
-        assert done.returncode == 0, done.stderr
-        ids, streamed = done.stdout.splitlines()[:2]
-        assert "'sports-coach'" in ids
-        assert streamed
-        (tmp_path / "node_modules").symlink_to(openai_npm)
-        (tmp_path / "example.mjs").write_text(placed(js_example), encoding="utf-8")
-        done = subprocess.run(["node", "example.mjs"], env=env, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.strip()
+        run_client_examples(tmp_path, env, placed(python_example), placed(js_example),
+                            openai_npm)
     finally:
         if serve is not None:
             serve.terminate()

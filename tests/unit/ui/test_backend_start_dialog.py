@@ -98,3 +98,29 @@ def test_start_waits_for_the_roles_of_a_model_just_typed(
     with qtbot.wait_signal(dialog.accepted, timeout=WAIT_MS):
         dialog.accept_button.click()
     assert dialog.plan().adapters == (str(lora),)
+
+
+def test_a_slot_per_role_says_its_kv_cost_and_sets_the_slots_and_context(
+        qtbot: QtBot, services: Services, tiny_gguf: TinyGgufFactory) -> None:
+    spec = TinyModelSpec(arch="qwen3", layers=2, kv_heads=2, head_dim=64)
+    model = tiny_gguf(spec, filename="dense.gguf")
+    first = tiny_gguf.lora(spec, filename="first.gguf", seed=1)
+    second = tiny_gguf.lora(spec, filename="second.gguf", seed=2)
+    services.roles.save(Role("First", adapters=(RoleAdapter(str(first)),)))
+    services.roles.save(Role("Second", adapters=(RoleAdapter(str(second)),)))
+    dialog = _dialog(qtbot, services, LaunchPlan(model=str(model), context=8192))
+    qtbot.waitUntil(lambda: dialog.model_roles is not None, timeout=WAIT_MS)
+    assert dialog.slots_label.text() == ""
+    dialog.slots_box.click()
+    # 2 layers x (K + V) x 2 KV heads x 64 x 2 bytes (f16) = 1 KiB a token; 8192 a slot
+    assert dialog.slots_label.text() == ("3 slots (the base model's and 2 for the roles) of "
+                                         "8,192 tokens each: context 24,576, about 16 MiB "
+                                         "more KV cache than one slot.")
+    plan = dialog.plan()
+    assert (plan.parallel, plan.context) == (3, 24576)
+    dialog.roles_list.setFocus()
+    dialog.roles_list.setCurrentItem(_items(dialog)["Second"])
+    QTest.keyClick(dialog.roles_list, Qt.Key.Key_Space)
+    assert "2 slots" in dialog.slots_label.text()
+    assert "about 8 MiB more" in dialog.slots_label.text()
+    assert (dialog.plan().parallel, dialog.plan().context) == (2, 16384)
