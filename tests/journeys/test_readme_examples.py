@@ -153,7 +153,8 @@ def test_the_readme_gateway_examples_run_as_written(
         assert "Gateway serving at" in serve.stdout.readline()
         said = bash(placed(use)).stdout
         assert "sports-coach" in said  # `serve models`
-        answer, _ = json.JSONDecoder().raw_decode(said[said.index('{"choices"'):])  # curl
+        assert '{"choices"' in said, said  # curl's answer
+        answer, _ = json.JSONDecoder().raw_decode(said[said.index('{"choices"'):])
         assert answer["choices"][0]["message"]["content"]
         assert "stops after 900 s idle" in said
         assert "n8n" in said  # requests and usage name the key
