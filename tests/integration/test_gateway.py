@@ -332,3 +332,20 @@ console.log(JSON.stringify({ ids, text }));
     assert {"tiny", "coach"} <= set(said["ids"])
     with rig.client() as client:
         assert said["text"] == streamed(client, "coach", "Hello there")
+
+
+def test_embeddings_reach_a_backend_that_serves_them(rig: Rig, tiny_gguf: TinyGgufFactory
+                                                     ) -> None:
+    plan = LaunchPlan(model=str(tiny_gguf(filename="embed.gguf")), name="embed", context=512,
+                      extra_args=("--embeddings", "--pooling", "mean"))
+    backend = rig.service.start(plan, "local", wait=True, timeout_s=READY_S).backend
+    try:
+        with rig.client() as client:
+            vectors = client.embeddings.create(model="embed", input=["one", "two"])
+            assert len(vectors.data) == 2
+            assert len(vectors.data[0].embedding) == TinyModelSpec().hidden_size
+            with pytest.raises(openai.APIStatusError) as refused:  # tiny: no --embeddings
+                client.embeddings.create(model="tiny", input="one")
+        assert refused.value.status_code in (400, 404, 501)
+    finally:
+        rig.service.stop(backend, timeout_s=5)
