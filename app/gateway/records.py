@@ -106,6 +106,7 @@ class RequestLog:
         self._db = sqlite3.connect(":memory:" if path is None else path,
                                    check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # no fsync per request; survives a kill
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
