@@ -301,7 +301,7 @@ class _VariantRunner:
         if backend is not None:
             try:
                 self.backends.stop(backend)
-            except UserError:
+            except Exception:  # e.g. removed meanwhile by someone else: nothing is left
                 log.warning("could not stop the bench backend %s", backend.name, exc_info=True)
 
     def _prompt(self) -> str:
