@@ -342,8 +342,14 @@ class DockerRuntime:
             try:
                 self._call("start", container.start)
             except docker.errors.APIError as exc:
-                raise UserError(explain_start_error(str(exc.explanation or exc),
-                                                    host=self.host.name)) from exc
+                said = str(exc.explanation or exc)
+                if entrypoint[0] in said and "no such file" in said.lower():
+                    raise UserError(
+                        f"the image {spec.image} has no {spec.tool} beside its server "
+                        f"({entrypoint[0]}): choose an image that ships llama.cpp's tools "
+                        f"with the server in {setting_place(image_setting(spec.engine))}"
+                    ) from exc
+                raise UserError(explain_start_error(said, host=self.host.name)) from exc
             code = self._wait_exit(str(container.id), cancel, timeout_s)
             output = bytes(self._call("logs", client.api.logs, container.id)).decode(
                 errors="replace")
