@@ -176,6 +176,7 @@ def test_gemma_kv_f16_and_q8_0_and_perplexity_on_english_and_shuffled_text(
     report = parse_perplexity(output)
     assert code == 0
     assert report.perplexity is not None
+    assert f16.perplexity is not None
     print(f"gemma perplexity: English {f16.perplexity:.2f}, shuffled {report.perplexity:.2f}")
     assert report.perplexity > 5 * f16.perplexity
 

@@ -5,8 +5,8 @@ its backends run), nothing else.
 No image registry is reachable, so the image is a `docker import` of a root filesystem
 holding the built binaries, the shared libraries `ldd` lists for each and the dynamic
 loader, at the paths the binaries expect. The image is labelled with the server's sha256
-and rebuilt only when the binary (or RECIPE_VERSION) changes. The engine has no bridge, so containers use host
-networking and are told `--host 127.0.0.1 --port N`.
+and rebuilt only when the binary (or RECIPE_VERSION) changes. The engine has no bridge,
+so containers use host networking and are told `--host 127.0.0.1 --port N`.
 """
 
 from __future__ import annotations
