@@ -123,6 +123,7 @@ def test_experts_2_and_8_on_a_tiny_qwen3moe_are_measured_stored_and_exported(
     assert kept.engine_version  # the server log's build line
     rows, document = _exported(bench, run, tmp_path)
     assert [r["variant"] for r in rows] == ["experts=2", "experts=8"]
+    assert two.decode is not None
     assert float(rows[0]["decode_tps"]) == pytest.approx(two.decode.median, rel=1e-3)
     assert float(rows[1]["perplexity"]) == pytest.approx(eight.perplexity, rel=1e-3)
     assert float(rows[0]["buffer:kv:CPU"]) == pytest.approx(two.buffers["kv:CPU"])
