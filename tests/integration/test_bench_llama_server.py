@@ -116,6 +116,12 @@ def test_experts_2_and_8_on_a_tiny_qwen3moe_are_measured_stored_and_exported(
     print("tiny qwen3moe:", [(v.label, v.decode.median if v.decode else None, v.perplexity)
                              for v in run.variants])
 
+    _check_kept_exported_and_calibrated(bench, run, base, model, tmp_path)
+
+
+def _check_kept_exported_and_calibrated(bench: Bench, run: BenchRun, base: LaunchPlan,
+                                        model: Path, tmp_path: Path) -> None:
+    two, eight = run.variants
     kept = bench.load(run.id)
     assert [(v.label, v.decode_tps, v.perplexity) for v in kept.variants] == \
         [(v.label, v.decode_tps, v.perplexity) for v in run.variants]
