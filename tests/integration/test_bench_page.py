@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PySide6.QtWidgets import QTableWidgetItem
 from pytestqt.qtbot import QtBot
 
 from app.bench.results import BenchRun
@@ -42,6 +43,11 @@ def feed(llama_server_binary: Path, tmp_path: Path) -> Iterator[BenchFeed]:
     service.close()
 
 
+def cell(item: QTableWidgetItem | None) -> str:
+    assert item is not None
+    return item.text()
+
+
 def test_a_small_matrix_run_from_the_page_fills_the_table_and_the_plots(
         qtbot: QtBot, feed: BenchFeed, tiny_gguf: TinyGgufFactory,
         leak_guard: LeakGuard) -> None:
@@ -67,10 +73,10 @@ def test_a_small_matrix_run_from_the_page_fills_the_table_and_the_plots(
     assert run.state == "done", [(v.label, v.error) for v in run.variants]
     assert [bar.format() for bar in page.bars] == ["done", "done"]
     assert page.table.rowCount() == 2
-    headers = [page.table.horizontalHeaderItem(c).text() for c in range(page.table.columnCount())]
+    headers = [cell(page.table.horizontalHeaderItem(c)) for c in range(page.table.columnCount())]
     decode_column = headers.index("decode tok/s")
-    shown = [page.table.item(r, decode_column).text() for r in range(2)]
-    assert [page.table.item(r, 0).text() for r in range(2)] == ["experts=2", "experts=8"]
+    shown = [cell(page.table.item(r, decode_column)) for r in range(2)]
+    assert [cell(page.table.item(r, 0)) for r in range(2)] == ["experts=2", "experts=8"]
     assert all(float(text.split()[0]) > 0 for text in shown)
     drawn = page.plots.data()
     assert len(drawn["decode"]) == 2
