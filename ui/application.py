@@ -44,6 +44,8 @@ class RigdeckApp:
         self._start_timer = QTimer(singleShot=True, interval=0)
         self._start_timer.timeout.connect(self._start_watching)
         self._start_timer.start()
+        self.services.bench.progress.connect(self._on_bench_progress)
+        self.services.bench.finished.connect(self._on_bench_finished)
         self.services.roles.changed.connect(self._on_roles_changed)
         self.services.roles.chosen.connect(self._on_roles_changed)
         self._on_roles_changed()
@@ -58,6 +60,14 @@ class RigdeckApp:
         qapp.styleHints().colorSchemeChanged.connect(self._on_system_colours_changed)
         self._told_about_tray = False
         self.has_quit = False
+
+    def _on_bench_progress(self, index: int, phase: str, fraction: float) -> None:
+        if self.tray is not None:
+            self.tray.set_bench_progress(f"variant {index + 1}: {phase} ({fraction:.0%})")
+
+    def _on_bench_finished(self, run: object) -> None:
+        if self.tray is not None:
+            self.tray.set_bench_progress(None)
 
     def _start_watching(self) -> None:
         self.services.monitor.start()

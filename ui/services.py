@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from app.autostart import LoginItem, login_item_for_this_system
+from app.bench.service import build_bench
 from app.chat.service import ChatService
 from app.paths import AppPaths
 from app.roles.store import RoleStore
@@ -14,6 +15,7 @@ from app.runtime.setup import build_service, follow_settings, hosts_store
 from app.secrets import SecretStore
 from app.settings import SettingsStore
 from ui.backend_feed import BackendFeed
+from ui.bench.feed import BenchFeed
 from ui.library_feed import LibraryFeed
 from ui.monitor_feed import MonitorFeed
 from ui.notifier import Notifier
@@ -42,6 +44,8 @@ class Services:
     chat: ChatService
     """Conversations with every running backend and saved endpoint (Chat page, tray)."""
     make_fit: Callable[[], FitSession]
+    bench: BenchFeed
+    """Bench runs over the same backends (Bench page, tray)."""
 
     @property
     def fit(self) -> FitSession:
@@ -80,9 +84,11 @@ class Services:
             roles=_build_roles(paths, tasks, notifier, chat),
             chat=chat,
             make_fit=_lazy_fit(tasks, settings, paths),
+            bench=BenchFeed(build_bench(paths, backends.service), tasks),
         )
 
     def shutdown(self) -> None:
+        self.bench.close()  # a run in progress is cancelled: its backend stops
         self.monitor.stop()
         self.backends.stop()
         self.library.stop()

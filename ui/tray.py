@@ -19,6 +19,8 @@ class TrayIcon(QSystemTrayIcon):
 
     def __init__(self) -> None:
         super().__init__(app_icon())
+        self._bench: str | None = None
+        self._base_tooltip = "Rigdeck"
         self.setToolTip("Rigdeck")
         self.menu = QMenu()
         self.open_action = QAction("Open Rigdeck", self.menu)
@@ -57,6 +59,16 @@ class TrayIcon(QSystemTrayIcon):
             if current is not None and action.text() == current:
                 action.setCheckable(True)
                 action.setChecked(True)
+
+    def set_bench_progress(self, text: str | None) -> None:
+        """Show a long bench run's progress on the icon's tooltip (None: it ended); the
+        monitor's readings keep it as they replace the rest."""
+        self._bench = text
+        self.setToolTip(self._base_tooltip)
+
+    def setToolTip(self, tip: str) -> None:
+        self._base_tooltip = tip
+        super().setToolTip(tip if self._bench is None else f"{tip}\nBench: {self._bench}")
 
     def _on_self_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason == QSystemTrayIcon.ActivationReason.Trigger:

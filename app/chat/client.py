@@ -112,6 +112,10 @@ class ChatReply:
     chunks: int = 0
     stream_s: float | None = None
     """Seconds from the first text to the last."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """The server's own account of the request (llama.cpp's `timings`: prompt_n,
+    prompt_ms, prompt_per_second, predicted_n, predicted_ms, predicted_per_second), its
+    numbers only; empty where the server sends none (vLLM)."""
 
     @property
     def ok(self) -> bool:
@@ -304,6 +308,8 @@ class ChatStream:
             self.reply.completion_tokens = tokens if isinstance(tokens, int) else None
             self.reply.prompt_tokens = prompt if isinstance(prompt, int) else None
         if info.timings:
+            self.reply.timings = {k: float(v) for k, v in info.timings.items()
+                                  if isinstance(v, int | float) and not isinstance(v, bool)}
             rate = info.timings.get("predicted_per_second")
             if isinstance(rate, int | float) and rate > 0:
                 self.reply.tokens_per_s = float(rate)

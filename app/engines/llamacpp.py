@@ -11,6 +11,7 @@ from app.engines.plan import LaunchPlan, PlanError, check_plan
 from app.engines.spec import LaunchSpec
 
 ENGINE = "llamacpp"
+PERPLEXITY_TOOL = "llama-perplexity"
 DEFAULT_IMAGE = "ghcr.io/ggml-org/llama.cpp:server-cuda"
 API_KEY_ENV = "LLAMA_API_KEY"
 ALL_LAYERS = 999
@@ -104,3 +105,42 @@ def recipe(plan: LaunchPlan, *, port: int, bind: str = "127.0.0.1", image: str =
         bind=bind, mounts=paths.mounts, api_key_env=API_KEY_ENV, gpus=plan.gpus,
         served_model=plan.backend_name, user=paths.user(),
     )
+
+
+def perplexity_recipe(plan: LaunchPlan, text: str, *, context: int, chunks: int,
+                      image: str = "", in_container: bool = True, arch: str | None = None,
+                      local: bool = True) -> LaunchSpec:
+    """llama.cpp's own `llama-perplexity` on the host file `text`, with the plan's model
+    and the settings that change what the model computes (KV types, flash attention,
+    experts, layers on the GPUs, MoE layers in RAM, threads), in windows of `context`
+    tokens, over at most `chunks` of them. One sequence per batch (`-b` = context), so a
+    chunk is scored the same whatever the plan's batch size.
+
+    Raises:
+        PlanError: the plan is not a llama.cpp plan or its values conflict.
+    """
+    check_plan(plan)
+    if plan.engine != ENGINE:
+        raise PlanError(f"perplexity is measured with llama.cpp, not {plan.engine!r}")
+    paths = ModelMounts(in_container, local=local)
+    args: list[str] = ["-m", paths.file(plan.model), "-f", paths.file(text),
+                       "-c", str(context), "-b", str(context), "--chunks", str(chunks)]
+    ubatch = min(plan.ubatch, context) if plan.ubatch is not None else None
+    for flag, value in (("-ub", _text(ubatch)), ("-ctk", plan.cache_type_k),
+                        ("-ctv", plan.cache_type_v), ("-fa", _onoff(plan.flash_attn)),
+                        ("--n-cpu-moe", _text(plan.n_cpu_moe)), ("-t", _text(plan.threads))):
+        if value is not None:
+            args += [flag, value]
+    layers = (ALL_LAYERS if plan.gpu_layers is None else plan.gpu_layers) if plan.gpus else 0
+    args += ["-ngl", str(layers)]
+    if plan.gpus and plan.tensor_split:
+        args += ["--tensor-split", ",".join(f"{v:g}" for v in plan.tensor_split)]
+    if plan.experts is not None:
+        if not arch:
+            raise PlanError("the expert count needs the model's architecture (read from the "
+                            "GGUF header); the model file could not be read")
+        args += ["--override-kv", f"{arch}.expert_used_count=int:{plan.experts}"]
+    return LaunchSpec(
+        engine=ENGINE, image=image or plan.image or DEFAULT_IMAGE, args=tuple(args), port=0,
+        bind="", mounts=paths.mounts, gpus=plan.gpus, user=paths.user(),
+        tool=PERPLEXITY_TOOL)

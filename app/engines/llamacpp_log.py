@@ -138,3 +138,46 @@ def adapter_refusal(text: str) -> AdapterRefusal | None:
     return AdapterRefusal(_file_name(refused.group("path")),
                           _file_name(model.group("path")) if model else None,
                           why.group("why").strip() if why else None)
+
+
+_PPL_FINAL = re.compile(r"Final estimate: PPL = (?P<ppl>[0-9.]+|inf|nan) "
+                        r"\+/- (?P<pm>[0-9.]+|inf|nan)")
+_PPL_CHUNKS = re.compile(r"calculating perplexity over (?P<chunks>\d+) chunks, n_ctx=(?P<ctx>\d+)")
+_PPL_TOO_SHORT = re.compile(r"you need at least (?P<need>\d+) tokens to evaluate perplexity "
+                            r"with a context of (?P<ctx>\d+)")
+_PPL_HAVE = re.compile(r"tokenizes to only (?P<have>\d+) tokens")
+
+
+@dataclass(frozen=True)
+class PerplexityReport:
+    """What `llama-perplexity` printed: its final estimate (None when it gave none), the
+    estimate's spread, the chunks and window it scored, and why it gave none."""
+
+    perplexity: float | None
+    plus_minus: float | None
+    chunks: int | None
+    context: int | None
+    problem: str = ""
+
+
+def parse_perplexity(text: str) -> PerplexityReport:
+    """Read llama-perplexity's output (perplexity.cpp: "calculating perplexity over N
+    chunks, n_ctx=C…", "Final estimate: PPL = X +/- Y", or "you need at least N tokens…")."""
+    chunks = _PPL_CHUNKS.search(text)
+    final = _PPL_FINAL.search(text)
+    n_chunks = int(chunks.group("chunks")) if chunks else None
+    context = int(chunks.group("ctx")) if chunks else None
+    if final is not None:
+        return PerplexityReport(float(final.group("ppl")), float(final.group("pm")),
+                                n_chunks, context)
+    short = _PPL_TOO_SHORT.search(text)
+    if short is not None:
+        have = _PPL_HAVE.search(text)
+        tokens = f" ({have.group('have')} tokens)" if have else ""
+        return PerplexityReport(None, None, 0, int(short.group("ctx")),
+                                f"the text is too short{tokens}: a window of "
+                                f"{short.group('ctx')} tokens needs at least "
+                                f"{short.group('need')}; choose a longer text or a "
+                                "smaller window")
+    return PerplexityReport(None, None, n_chunks, context,
+                            "llama-perplexity gave no final estimate")

@@ -57,3 +57,7 @@ class LaunchSpec:
     tmpfs: tuple[str, ...] = ("/tmp",)
     pids_limit: int = 4096
     """Threads count too: llama.cpp runs one per core and slot; a fork bomb stops here."""
+    tool: str = ""
+    """A one-shot tool of the engine to run instead of its server (`llama-perplexity`):
+    found beside the server, in the image's entrypoint folder or next to the local
+    llama-server; empty for a backend."""

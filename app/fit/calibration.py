@@ -61,6 +61,11 @@ class CalibrationRecord:
     source: str = ""
     """Where the measurement came from: "nvml" (the process's GPU memory) or "engine"
     (the sum of the engine's own buffers)."""
+    prompt_tps: float | None = None
+    """Prompt processing tokens/s the Bench measured on this start (the server's own
+    timings, the median of its repetitions); None where it was not benched."""
+    decode_tps: float | None = None
+    """Decode tokens/s, likewise."""
 
     @property
     def residual_mib(self) -> float:
@@ -94,6 +99,8 @@ class CalibrationStore:
                         str(r.get("plan", "")),
                         str(r.get("start", "")),
                         str(r.get("source", "")),
+                        _rate(r.get("prompt_tps")),
+                        _rate(r.get("decode_tps")),
                     )
                 )
             except (KeyError, TypeError, ValueError):
@@ -119,12 +126,26 @@ class CalibrationStore:
                     buffers[f"{kind}:{buft}"] = mib
         rec = CalibrationRecord(key, estimated_mib, measured_mib, buffers, time.time(),
                                 plan, start, source)
-        records = [*self._load(), rec][-MAX_RECORDS:]
+        self._save([*self._load(), rec][-MAX_RECORDS:])
+        return rec
+
+    def _save(self, records: list[CalibrationRecord]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps([asdict(r) for r in records], indent=1), encoding="utf-8")
         tmp.replace(self.path)
-        return rec
+
+    def set_speed(self, start: str, prompt_tps: float | None,
+                  decode_tps: float | None) -> CalibrationRecord | None:
+        """Add the speed the Bench measured to the record of that start of a backend (its
+        memory was recorded when it became ready); None when no record has that start."""
+        records = self._load()
+        for index, rec in enumerate(records):
+            if rec.start == start:
+                records[index] = replace(rec, prompt_tps=prompt_tps, decode_tps=decode_tps)
+                self._save(records)
+                return records[index]
+        return None
 
     def has_start(self, start: str) -> bool:
         """Whether this start of a backend was recorded already (a Rigdeck that restarts
@@ -166,9 +187,16 @@ class CalibrationStore:
         return None if last is None else self.residual_mib(last.key)
 
 
+def _rate(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        else None
+
+
 def last_run_of_plan(records: list[CalibrationRecord], gpu_model: str, engine: str,
-                     plan: str) -> CalibrationRecord | None:
-    """The newest of `records` that ran `plan` with `engine` on `gpu_model`."""
+                     plan: str, *, benched: bool = False) -> CalibrationRecord | None:
+    """The newest of `records` that ran `plan` with `engine` on `gpu_model` (`benched`:
+    the newest whose speed the Bench measured)."""
     match = [r for r in records
-             if (r.key.gpu_model, r.key.engine, r.plan) == (gpu_model, engine, plan)]
+             if (r.key.gpu_model, r.key.engine, r.plan) == (gpu_model, engine, plan)
+             and (not benched or r.decode_tps is not None)]
     return max(match, key=lambda r: r.at) if match else None

@@ -288,6 +288,15 @@ class FitSession:
     def last_run(self) -> CalibrationRecord | None:
         """What a backend of this plan really took last time on this host and GPU (or its
         CPU, for a CPU plan): the newest record of a started backend, None before one."""
+        return self._run_of_plan(benched=False)
+
+    @property
+    def measured_speed(self) -> CalibrationRecord | None:
+        """The newest run of this plan here whose speed the Bench measured (its
+        `prompt_tps` and `decode_tps`), None before one was benched."""
+        return self._run_of_plan(benched=True)
+
+    def _run_of_plan(self, *, benched: bool) -> CalibrationRecord | None:
         chosen = self.chosen()
         if chosen is None:
             return None
@@ -297,7 +306,7 @@ class FitSession:
         on_gpu = not isinstance(chosen.plan, FitPlan) or chosen.plan.on_gpu
         gpu = (seen[0].name if seen else "GPU") if on_gpu else CPU_MODEL
         key = plan_key(launch_plan(chosen.model_path, chosen.plan))
-        return last_run_of_plan(self._last_runs, gpu, self._engine, key)
+        return last_run_of_plan(self._last_runs, gpu, self._engine, key, benched=benched)
 
     @staticmethod
     def models_among(entries: Iterable[Entry]) -> list[Entry]:

@@ -575,8 +575,10 @@ class BackendsService:
             yield delay
             delay = min(delay * 1.5, POLL_S)
 
-    def wait_ready(self, backend: Backend, timeout_s: float = READY_TIMEOUT_S) -> Backend:
-        """Poll until ready or failed.
+    def wait_ready(self, backend: Backend, timeout_s: float = READY_TIMEOUT_S, *,
+                   cancel: threading.Event | None = None) -> Backend:
+        """Poll until ready or failed, or until `cancel` is set (then the backend is
+        returned as it is, not ready: the caller stops it).
 
         Raises:
             UserError: it failed (with the reason) or was not ready within timeout_s.
@@ -590,7 +592,10 @@ class BackendsService:
                 return backend
             if backend.state in (BackendState.FAILED, BackendState.STOPPED):
                 raise UserError(f"backend {backend.name} failed: {backend.reason}")
-            time.sleep(next(delays))
+            if cancel is None:
+                time.sleep(next(delays))
+            elif cancel.wait(next(delays)):
+                return backend
         raise UserError(f"backend {backend.name} was not ready within {timeout_s:.0f} s "
                         f"(still {backend.state}); see `rigdeck logs {backend.name}`")
 
@@ -610,6 +615,39 @@ class BackendsService:
 
     def log_tail(self, backend: Backend, lines: int = 200) -> str:
         return self.runtime(backend.host).log_tail(backend.ref, lines)
+
+    def host_memory_mib(self, backend: Backend) -> float | None:
+        """What the backend holds in host memory now: its container's memory (`docker
+        stats`) or its process's resident set; None where the host does not tell."""
+        return self.runtime(backend.host).memory_usage(backend.ref)
+
+    def run_perplexity(self, plan: LaunchPlan, host: str, text: Path, *, context: int,
+                       chunks: int, name: str, cancel: threading.Event | None = None,
+                       timeout_s: float = READY_TIMEOUT_S) -> tuple[int | None, str]:
+        """Run llama.cpp's `llama-perplexity` with `plan`'s model and settings on `text`,
+        where the plan's backends run: a one-shot container of the engine's image (model
+        and text mounted read-only, shut in as a backend is, no network), or the tool
+        beside the local llama-server. (exit code, output); exit code None when cancelled.
+
+        Raises:
+            PlanError: the plan's values conflict. UserError: the model or text is missing,
+                the image or the tool is not there, or the host refused.
+        """
+        from app.engines.llamacpp import perplexity_recipe
+
+        check_plan(plan)
+        target = self.hosts[host]
+        self._check_files(plan, target)
+        if not target.is_remote and not text.is_file():
+            raise UserError(f"the text {text} does not exist")
+        arch = None if target.is_remote else model_arch(plan)
+        image = plan.image or self.images.get(plan.engine, "")
+        spec = perplexity_recipe(plan, str(text), context=context, chunks=chunks, image=image,
+                                 in_container=target.kind == "docker", arch=arch,
+                                 local=not target.is_remote)
+        labels = {**plan.labels, f"{LABEL}.host": host, f"{LABEL}.version": __version__}
+        return self.runtime(host).run_once(spec, name, labels, cancel=cancel,
+                                           timeout_s=timeout_s)
 
     def follow_logs(self, backend: Backend, tail: int = 200) -> Iterator[str]:
         return self.runtime(backend.host).follow_logs(backend.ref, tail)

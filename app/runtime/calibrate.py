@@ -163,6 +163,11 @@ def measure(backend: Backend, host: Host, log_text: str) -> Measurement | None:
                        plan_key(plan))
 
 
+def start_key(backend: Backend) -> str:
+    """Which start of which backend a record measured: one record per start."""
+    return f"{backend.host}:{backend.ref}:{backend.started_at:.0f}"
+
+
 def calibrate(store: CalibrationStore, backend: Backend, host: Host,
               log_text: str) -> Measurement | None:
     """Measure a backend that just became ready, set its measured memory, and record it
@@ -173,7 +178,7 @@ def calibrate(store: CalibrationStore, backend: Backend, host: Host,
     if found.on_gpu:
         backend.measured_vram_mib = found.measured_mib
     backend.measured_ram_mib = found.host_buffers_mib
-    start = f"{backend.host}:{backend.ref}:{backend.started_at:.0f}"
+    start = start_key(backend)
     if not store.has_start(start):
         store.record(found.key, found.estimated_mib, found.measured_mib, found.report,
                      plan=found.plan, start=start, source=found.source)

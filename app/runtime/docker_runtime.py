@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -289,6 +290,124 @@ class DockerRuntime:
                 container.remove(force=True)
         return int(status.get("StatusCode", -1)), bytes(output).decode(errors="replace")
 
+    def tool_path(self, image: str, tool: str) -> str:
+        """Where `tool` lies in `image`: beside the server its entrypoint runs
+        (/usr/local/bin/llama-server → /usr/local/bin/llama-perplexity).
+
+        Raises:
+            UserError: the image is not there or has no entrypoint to go by.
+        """
+        import docker.errors
+
+        try:
+            attrs = self._call("image", self.client().api.inspect_image, image)
+        except docker.errors.ImageNotFound:
+            raise UserError(f"host {self.host.name}: the image {image} is not there") from None
+        entrypoint = (attrs.get("Config") or {}).get("Entrypoint") or []
+        if not entrypoint or "/" not in str(entrypoint[0]):
+            raise UserError(f"the image {image} has no entrypoint path to find {tool} beside")
+        return f"{str(entrypoint[0]).rsplit('/', 1)[0]}/{tool}"
+
+    def run_once(self, spec: LaunchSpec, name: str, labels: dict[str, str], *,
+                 cancel: threading.Event | None = None,
+                 timeout_s: float = 3600.0) -> tuple[int | None, str]:
+        """Run the engine's one-shot tool `spec.tool` in a container of `spec.image` to its
+        end: (exit code, output); exit code None when `cancel` was set or the time ran out
+        (the container is stopped then). It is shut in as a backend is (the same mounts,
+        read-only, the same hardening) and gets no network at all; it is removed whatever
+        happens.
+
+        Raises:
+            UserError: the image or the tool is missing, or the engine refused to start it;
+                HostUnreachableError when the engine does not answer.
+        """
+        import docker.errors
+        import docker.types
+
+        client = self.client()
+        entrypoint = [self.tool_path(spec.image, spec.tool)]
+        kwargs: dict[str, Any] = {
+            "entrypoint": entrypoint, "command": list(spec.args),
+            "name": f"{CONTAINER_PREFIX}{name}", "labels": {**labels, f"{LABEL}.tool": spec.tool},
+            "environment": dict(spec.env), "network_mode": "none",
+            "mounts": [docker.types.Mount(m.target, m.source, type="bind",
+                                          read_only=m.read_only) for m in spec.mounts],
+            "device_requests": gpu_request(spec.gpus), **hardening(spec)}
+        try:
+            container = self._call("create", client.containers.create, spec.image, **kwargs)
+        except docker.errors.APIError as exc:
+            raise UserError(explain_start_error(str(exc.explanation or exc),
+                                                host=self.host.name)) from exc
+        try:
+            try:
+                self._call("start", container.start)
+            except docker.errors.APIError as exc:
+                said = str(exc.explanation or exc)
+                if entrypoint[0] in said and "no such file" in said.lower():
+                    raise UserError(
+                        f"the image {spec.image} has no {spec.tool} beside its server "
+                        f"({entrypoint[0]}): choose an image that ships llama.cpp's tools "
+                        f"with the server in {setting_place(image_setting(spec.engine))}"
+                    ) from exc
+                raise UserError(explain_start_error(said, host=self.host.name)) from exc
+            code = self._wait_exit(str(container.id), cancel, timeout_s)
+            output = bytes(self._call("logs", client.api.logs, container.id)).decode(
+                errors="replace")
+        finally:
+            with contextlib.suppress(docker.errors.APIError):
+                self._call("remove", client.api.remove_container, container.id, force=True)
+        return code, output
+
+    def _wait_exit(self, ref: str, cancel: threading.Event | None, timeout_s: float
+                   ) -> int | None:
+        """The exit code of container `ref` once it ends; None after stopping it because
+        `cancel` was set or `timeout_s` passed."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            observed = self.inspect(ref)
+            if observed.status in ("exited", "gone"):
+                return observed.exit_code if observed.exit_code is not None else -1
+            if (cancel is not None and cancel.is_set()) or time.monotonic() > deadline:
+                self.stop(ref, 1, remove=False)
+                return None
+            if cancel is not None:
+                cancel.wait(0.2)
+            else:
+                time.sleep(0.2)
+
+    def memory_usage(self, ref: str) -> float | None:
+        """The container's memory as `docker stats` says it (MiB; page cache of the
+        mapped model file left out, as `docker stats` does), None where it is not told."""
+        import docker.errors
+
+        try:
+            stats = self._call("stats", self.client().api.stats, ref, stream=False,
+                               one_shot=True)
+        except docker.errors.APIError:
+            return None
+        memory = stats.get("memory_stats") or {}
+        usage = memory.get("usage")
+        if not isinstance(usage, int):
+            return self._process_rss(ref)  # an engine without cgroup memory accounting
+        details = memory.get("stats") or {}
+        cache = details.get("inactive_file", details.get("total_inactive_file", 0))
+        return float(usage - (cache if isinstance(cache, int) else 0)) / (1 << 20)
+
+    def _process_rss(self, ref: str) -> float | None:
+        """The resident memory of the container's main process, read from this machine
+        (a local engine only: a remote one's pids are not ours to see); None otherwise."""
+        import docker.errors
+        import psutil
+
+        if self.host.is_remote:
+            return None
+        try:
+            attrs = self._call("inspect", self.client().api.inspect_container, ref)
+            pid = int((attrs.get("State") or {}).get("Pid") or 0)
+            return psutil.Process(pid).memory_info().rss / (1 << 20) if pid else None
+        except (docker.errors.APIError, psutil.Error, ValueError):
+            return None
+
     def observe(self) -> tuple[list[Observed], list[Foreign]]:
         """Rigdeck's containers (by label) and the others on this engine.
 
@@ -303,6 +422,8 @@ class DockerRuntime:
         for summary in summaries:
             labels = summary.get("Labels") or {}
             name = str((summary.get("Names") or ["?"])[0]).lstrip("/")
+            if labels.get(f"{LABEL}.tool"):
+                continue  # a one-shot tool of a bench (run_once removes it)
             if labels.get(MANAGED) == "1":
                 try:
                     attrs = self._call("inspect", self.client().api.inspect_container,

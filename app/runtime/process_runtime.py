@@ -100,6 +100,61 @@ class ProcessRuntime:
                             "without Docker")
         return found
 
+    def tool(self, name: str) -> str:
+        """The engine's tool `name` (llama-perplexity) beside the llama-server it runs.
+
+        Raises:
+            UserError: no llama-server, or no such tool beside it.
+        """
+        found = Path(self.executable()).with_name(name)
+        if not found.exists():
+            raise UserError(f"{name} is not beside {self.executable()}: install llama.cpp's "
+                            "tools with the server (the same build)")
+        return str(found)
+
+    def run_once(self, spec: LaunchSpec, name: str, labels: dict[str, str], *,
+                 cancel: threading.Event | None = None,
+                 timeout_s: float = 3600.0) -> tuple[int | None, str]:
+        """Run the one-shot tool `spec.tool` as a local process to its end: (exit code,
+        output); exit code None when `cancel` was set or the time ran out (its process
+        group is killed then). `name` and `labels` name it in the log only.
+
+        Raises:
+            UserError: no llama-server or no such tool beside it.
+        """
+        binary = self.tool(spec.tool)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.run_dir / f"{name}.tool.log"
+        log.info("running %s as %s (%s)", spec.tool, name, labels.get("rigdeck.bench", ""))
+        try:
+            with log_path.open("wb") as out:
+                child = subprocess.Popen([binary, *spec.args], stdout=out,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env={**os.environ, **spec.env},
+                                         start_new_session=True)
+                deadline = time.monotonic() + timeout_s
+                code: int | None = None
+                while (code := child.poll()) is None:
+                    if (cancel is not None and cancel.is_set()) or time.monotonic() > deadline:
+                        with contextlib.suppress(ProcessLookupError, PermissionError):
+                            os.killpg(child.pid, signal.SIGKILL)
+                        child.wait()
+                        break
+                    if cancel is not None:
+                        cancel.wait(0.1)
+                    else:
+                        time.sleep(0.1)
+            return code, log_path.read_text(encoding="utf-8", errors="replace")
+        finally:
+            log_path.unlink(missing_ok=True)
+
+    def memory_usage(self, ref: str) -> float | None:
+        """The server process's resident memory (MiB), None once it is gone."""
+        try:
+            return psutil.Process(int(ref)).memory_info().rss / (1 << 20)
+        except (psutil.Error, ValueError):
+            return None
+
     def close(self) -> None:
         """Reap children that ended (writing how, for later runs); running ones are left
         running (they outlive us)."""

@@ -1,10 +1,12 @@
-"""Builds the backend image the integration tests run: the real llama-server, nothing else.
+"""Builds the backend image the integration tests run: the real llama-server, and beside it
+`llama-perplexity` and `llama-bench` from the same build (the Bench runs them in the image
+its backends run), nothing else.
 
 No image registry is reachable, so the image is a `docker import` of a root filesystem
-holding the built binary, the shared libraries `ldd` lists and the dynamic loader, at
-the paths the binary expects. The image is labelled with the binary's sha256 and rebuilt
-only when the binary changes. The engine has no bridge, so containers use host
-networking and are told `--host 127.0.0.1 --port N`.
+holding the built binaries, the shared libraries `ldd` lists for each and the dynamic
+loader, at the paths the binaries expect. The image is labelled with the server's sha256
+and rebuilt only when the binary (or RECIPE_VERSION) changes. The engine has no bridge,
+so containers use host networking and are told `--host 127.0.0.1 --port N`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import docker
 import docker.errors
 
 from tests.realparts import PartMissing
-from tests.realparts.llama_build import LLAMA_CPP_PYTHON_VERSION
+from tests.realparts.llama_build import LLAMA_CPP_PYTHON_VERSION, TARGETS
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +32,9 @@ IMAGE_REPOSITORY = "rigdeck-test/llama-server"
 IMAGE_TAG = LLAMA_CPP_PYTHON_VERSION
 IMAGE = f"{IMAGE_REPOSITORY}:{IMAGE_TAG}"
 SHA_LABEL = "rigdeck-test.llama-server.sha256"
-SERVER_PATH = "/usr/local/bin/llama-server"
-RECIPE_VERSION = "1"
+BIN_DIR = "/usr/local/bin"
+SERVER_PATH = f"{BIN_DIR}/llama-server"
+RECIPE_VERSION = "2"
 """Bump when the image layout changes, so cached images are rebuilt."""
 RECIPE_LABEL = "rigdeck-test.recipe"
 
@@ -75,21 +78,38 @@ def _add_dir(tar: tarfile.TarFile, target: str, mode: int = 0o755) -> None:
     tar.addfile(info)
 
 
+def image_binaries(binary: Path) -> list[Path]:
+    """The server and the tools built beside it (TARGETS), each of which must be there.
+
+    Raises:
+        PartMissing: a tool is missing beside the server (an older build: rebuild it).
+    """
+    found = [binary.with_name(name) for name in TARGETS]
+    missing = [p.name for p in found if not p.exists()]
+    if missing:
+        raise PartMissing(f"{', '.join(missing)} missing beside {binary}: run "
+                          "`python -m tests.realparts.llama_build`")
+    return found
+
+
 def root_filesystem(binary: Path) -> bytes:
-    """A tar of the image's root filesystem: the server, its libraries, an empty /tmp."""
+    """A tar of the image's root filesystem: the server and its tools in /usr/local/bin,
+    every library one of them loads, an empty /tmp."""
     out = io.BytesIO()
+    binaries = image_binaries(binary)
     with tarfile.open(fileobj=out, mode="w") as tar:
         _add_dir(tar, "/tmp", 0o1777)
         _add_dir(tar, "/models")
         # Directories first, so every entry's parent exists when docker unpacks it.
-        libraries = shared_libraries(binary)
+        libraries = sorted({lib for tool in binaries for lib in shared_libraries(tool)})
         parents = sorted({str(p) for lib in libraries for p in lib.parents if str(p) != "/"}
-                         | {"/usr", "/usr/local", "/usr/local/bin"}, key=len)
+                         | {"/usr", "/usr/local", BIN_DIR}, key=len)
         for parent in parents:
             _add_dir(tar, parent)
         for lib in libraries:
             _add_file(tar, lib, str(lib))
-        _add_file(tar, binary, SERVER_PATH)
+        for tool in binaries:
+            _add_file(tar, tool, f"{BIN_DIR}/{tool.name}")
     return out.getvalue()
 
 

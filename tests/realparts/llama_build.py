@@ -1,7 +1,10 @@
-"""Builds `llama-server` from the llama.cpp sources inside PyPI's llama-cpp-python sdist.
+"""Builds `llama-server`, `llama-perplexity` and `llama-bench` from the llama.cpp sources
+inside PyPI's llama-cpp-python sdist.
 
-The build (about 6 minutes on 2 cores) lands in the cache folder; later runs reuse it.
-Run as `python -m tests.realparts.llama_build` to build ahead of the tests.
+The build (about 6 minutes on 2 cores for the server; the two tools share its libraries
+and add about a minute) lands in the cache folder; later runs reuse it, and a build tree
+that lacks a tool builds only what that tool needs. Run as
+`python -m tests.realparts.llama_build` to build ahead of the tests.
 """
 
 import fcntl
@@ -26,9 +29,24 @@ def _build_root() -> Path:
     return cache_dir() / f"llama.cpp-{LLAMA_CPP_PYTHON_VERSION}"
 
 
+TARGETS = ("llama-server", "llama-perplexity", "llama-bench")
+"""What the build makes: the server the backends run, and the two tools the Bench runs
+beside it (perplexity on a text; llama-bench for the overhead benchmark), from the same
+sources so their numbers describe the same engine."""
+
+
 def server_binary() -> Path:
     """Where the built llama-server lies (it may not exist yet)."""
     return _build_root() / "build" / "bin" / "llama-server"
+
+
+def tool_binary(name: str) -> Path:
+    """Where one of TARGETS lies beside llama-server (it may not exist yet)."""
+    return server_binary().with_name(name)
+
+
+def _built() -> bool:
+    return all(tool_binary(name).exists() for name in TARGETS)
 
 
 def _run(cmd: list[str], cwd: Path | None = None) -> None:
@@ -62,13 +80,14 @@ def _sources(root: Path) -> Path:
 
 
 def ensure_llama_server() -> Path:
-    """Return the llama-server binary, building it first if the cache lacks it.
+    """Return the llama-server binary, building it (and the tools beside it) first if the
+    cache lacks any of TARGETS.
 
     Raises:
         PartMissing: the download or the build failed (the tail of its output is kept).
     """
     binary = server_binary()
-    if binary.exists():
+    if _built():
         return binary
     if shutil.which("cmake") is None:
         raise PartMissing("cmake is not installed: apt-get install cmake g++")
@@ -78,7 +97,7 @@ def ensure_llama_server() -> Path:
     # would write the same object files; the second waits for the first and reuses it.
     with (root / ".build.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if binary.exists():
+        if _built():
             return binary
         return _build(root, binary)
 
@@ -91,9 +110,10 @@ def _build(root: Path, binary: Path) -> Path:
           "-DLLAMA_OPENSSL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
           "-DLLAMA_BUILD_TOOLS=ON", "-DLLAMA_BUILD_SERVER=ON"])
     jobs = str(os.cpu_count() or 2)
-    _run(["cmake", "--build", str(build), "--target", "llama-server", "-j", jobs])
-    if not binary.exists():
-        raise PartMissing(f"the build finished but {binary} is missing")
+    _run(["cmake", "--build", str(build), "--target", *TARGETS, "-j", jobs])
+    missing = [name for name in TARGETS if not tool_binary(name).exists()]
+    if missing:
+        raise PartMissing(f"the build finished but {', '.join(missing)} is missing")
     return binary
 
 

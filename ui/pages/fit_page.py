@@ -473,6 +473,12 @@ class FitPage(QWidget):
             )
         else:
             text += " Not yet measured for this plan here: a started backend records it."
+        speed = self.session.measured_speed
+        if speed is not None and speed.decode_tps is not None:
+            prompt = (f", prompt {speed.prompt_tps:,.1f} tokens/s"
+                      if speed.prompt_tps is not None else "")
+            text += (f"<br><b>Measured tokens/s</b> (Bench, this {speed.key.gpu_model}): "
+                     f"decode {speed.decode_tps:,.1f} tokens/s{prompt}.")
         self.measure_label.setText(text)
 
     def _set_fit(self, fits: bool, text: str) -> None:

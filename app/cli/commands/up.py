@@ -52,12 +52,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Start a llama.cpp or vLLM backend. Engine arguments go after `--`.")
     parser.add_argument("plan", nargs="?", type=Path, help="a plan file (TOML)")
     parser.add_argument("--model", help="model file or folder (instead of a plan file)")
-    for flag, dest, kind, text in _FLAGS:
-        parser.add_argument(flag, dest=f"plan_{dest}", type=kind, help=text)
-    parser.add_argument("--gpus", help="GPUs by index or UUID, comma-separated (default: CPU)")
-    parser.add_argument("--fa", choices=("on", "off"), help="flash attention")
-    parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra container label (repeatable)")
+    add_plan_flags(parser)
     parser.add_argument("--host", default=LOCAL, help="host name (default: local)")
     parser.add_argument("--host-network", action="store_true", default=None,
                         help="run on the host's network (engines without a bridge)")
@@ -71,6 +66,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="seconds to wait for ready")
     parser.add_argument("extra", nargs="*", help=argparse.SUPPRESS)
     parser.set_defaults(handler=run)
+
+
+def add_plan_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that set a plan's values (`up` and `bench` take the same)."""
+    for flag, dest, kind, text in _FLAGS:
+        parser.add_argument(flag, dest=f"plan_{dest}", type=kind, help=text)
+    parser.add_argument("--gpus", help="GPUs by index or UUID, comma-separated (default: CPU)")
+    parser.add_argument("--fa", choices=("on", "off"), help="flash attention")
+    parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra container label (repeatable)")
 
 
 def _sort_positional(args: argparse.Namespace) -> None:
