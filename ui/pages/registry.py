@@ -40,6 +40,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("monitor", "Monitor", SP.SP_DriveHDIcon, "ui.pages.monitor_page:monitor_page"),
     PageSpec("chat", "Chat", SP.SP_MessageBoxQuestion, "ui.pages.chat_page:chat_page"),
     PageSpec("roles", "Roles", SP.SP_FileDialogContentsView, "ui.pages.roles_page:roles_page"),
+    PageSpec("gateway", "Gateway", SP.SP_DriveNetIcon, "ui.pages.gateway_page:gateway_page"),
     PageSpec("settings", "Settings", SP.SP_FileDialogListView,
              "ui.pages.settings_page:settings_page"),
 )
