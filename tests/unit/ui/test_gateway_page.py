@@ -75,7 +75,8 @@ def test_the_switch_serves_at_the_url_shown_then_stops(qtbot: QtBot, page: Gatew
     with qtbot.wait_signal(services.gateway.state_changed, timeout=WAIT_MS):
         page.switch.click()
     qtbot.waitUntil(lambda: page.status_label.text().startswith("On"), timeout=WAIT_MS)
-    assert page.switch.isChecked() and page.switch.isEnabled()
+    assert page.switch.isChecked()
+    assert page.switch.isEnabled()
     assert page.url_edit.text() == url
     assert url in page.status_label.text()
     with httpx.Client(trust_env=False, timeout=10) as client:  # no key exists: loopback is let in
@@ -139,7 +140,8 @@ def test_a_key_is_created_shown_once_listed_and_revoked_after_a_yes(
     qtbot.waitUntil(lambda: page.keys_note.text().startswith("No keys"), timeout=WAIT_MS)
     page.create_key_button.click()
     dialog = page.key_name_dialog
-    assert dialog is not None and dialog.isVisible()
+    assert dialog is not None
+    assert dialog.isVisible()
     dialog.setTextValue("n8n")
     dialog.accept()
     qtbot.waitUntil(lambda: page.new_key_dialog is not None
@@ -280,16 +282,17 @@ def test_the_live_table_is_bounded(qtmodeltester: object) -> None:
     assert table.texts(0)[2] == f"m{LIVE_ROWS + 4}"
 
 
-def test_qt_model_tester_passes(qtbot: QtBot, saved_plan: SavedPlans, page: GatewayPage,
+def test_qt_model_tester_passes(qtbot: QtBot, saved_plan: SavedPlans, page: GatewayPage, *,
                                 services: Services, working_keyring: ProcessKeyring,
                                 qtmodeltester: object) -> None:
-    services.gateway.create_key("pytest", lambda _key: None, pytest.fail)
+    services.gateway.create_key("pytest", lambda _key: None,
+                                lambda error: pytest.fail(str(error)))
     record = record_of("tiny", None)
     record.status, record.outcome = 200, "ok"
     services.gateway.gateway.records.finish(record)
     from_a_thread(services.gateway.gateway.request_finished.emit, record)
-    qtbot.waitUntil(lambda: page.models.rowCount() == 4 and page.keys.rowCount() == 1
-                    and page.requests.rowCount() == 1 and page.usage.rowCount() == 1,
+    qtbot.waitUntil(lambda: [page.models.rowCount(), page.keys.rowCount(),
+                             page.requests.rowCount(), page.usage.rowCount()] == [4, 1, 1, 1],
                     timeout=WAIT_MS)
     for model in (page.models, page.keys, page.requests, page.usage):
         qtmodeltester.check(model)  # type: ignore[attr-defined]

@@ -44,7 +44,8 @@ def _window(qtbot: QtBot, services: Services) -> MainWindow:
 def test_the_rail_lists_every_area_in_order(qtbot: QtBot, services: Services) -> None:
     window = _window(qtbot, services)
     titles = [window.rail.item(i).text() for i in range(window.rail.count())]
-    assert titles == ["Library", "Fit", "Backends", "Monitor", "Chat", "Roles", "Settings"]
+    assert titles == ["Library", "Fit", "Backends", "Monitor", "Chat", "Roles", "Gateway",
+                      "Settings"]
 
 
 @pytest.mark.parametrize("name", PAGE_NAMES)
