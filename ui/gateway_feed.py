@@ -43,12 +43,15 @@ class ModelRow:
     saved: SavedPlan | None
 
     @property
+    def served(self) -> bool:
+        """Whether a request for it is answered (running, or started on demand)."""
+        return self.running or (self.saved is not None and self.saved.on_demand)
+
+    @property
     def state(self) -> str:
         if self.running:
             return "running"
-        if self.saved is not None and self.saved.on_demand:
-            return "on demand"
-        return "stopped (not started on demand)"
+        return "on demand" if self.served else "stopped (not started on demand)"
 
     @property
     def plan_options(self) -> bool:

@@ -104,6 +104,10 @@ class ListTableModel(QAbstractTableModel):
     def row(self, number: int) -> Any:
         return self._rows[number]
 
+    @property
+    def rows(self) -> list[Any]:
+        return list(self._rows)
+
     def texts(self, number: int) -> list[str]:
         """What row `number` shows, column by column (for tests and copy)."""
         return [c.text(self._rows[number]) for c in self.columns]

@@ -23,6 +23,7 @@ from app.settings import Settings, setting_limits, shown_settings
 from ui.services import Services
 
 ERROR_STYLE = "color: #b3261e;"
+FIELD_WIDTH = 220
 NUMBERS: tuple[tuple[str, str, str], ...] = (
     # setting, suffix, what 0 means ("" where 0 is not special)
     ("gateway_port", "", ""),
@@ -44,6 +45,7 @@ class GatewayGroup(QGroupBox):
         self._services = services
         self._settings = services.settings
         form = QFormLayout(self)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
         form.addRow(_label("gateway_address"), self._address_row())
         self.spins: dict[str, QSpinBox] = {}
         for name, suffix, zero in NUMBERS[:1]:
@@ -61,6 +63,7 @@ class GatewayGroup(QGroupBox):
         self.timeout_spin.setSingleStep(30)
         self.timeout_spin.setSuffix(" s")
         self.timeout_spin.setKeyboardTracking(False)
+        self.timeout_spin.setFixedWidth(FIELD_WIDTH)
         self.timeout_spin.setValue(float(self._settings.get("gateway_start_timeout_s")))
         self.timeout_spin.setToolTip(Settings.description("gateway_start_timeout_s"))
         self.timeout_spin.valueChanged.connect(self._on_timeout_spin_changed)
@@ -75,7 +78,7 @@ class GatewayGroup(QGroupBox):
     def _address_row(self) -> QWidget:
         self.address_edit = QLineEdit(self._settings.get("gateway_address"))
         self.address_edit.setPlaceholderText("127.0.0.1")
-        self.address_edit.setMaximumWidth(260)
+        self.address_edit.setFixedWidth(FIELD_WIDTH)
         self.address_edit.setToolTip(Settings.description("gateway_address"))
         self.address_edit.editingFinished.connect(self._on_address_edit_finished)
         self.address_note = QLabel()
@@ -98,7 +101,7 @@ class GatewayGroup(QGroupBox):
             spin.setSpecialValueText(zero)
         spin.setGroupSeparatorShown(name != "gateway_port")
         spin.setKeyboardTracking(False)  # 8080 typed is one change, not 8, 80, 808, 8080
-        spin.setMinimumWidth(160)
+        spin.setFixedWidth(FIELD_WIDTH)
         spin.setValue(int(self._settings.get(name)))
         spin.setToolTip(Settings.description(name))
         spin.valueChanged.connect(partial(self._on_spin_changed, name))

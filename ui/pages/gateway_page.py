@@ -123,16 +123,16 @@ class GatewayPage(QWidget):
         self.warning_label.setStyleSheet(WARNING_STYLE)
         layout.addWidget(self.warning_label)
         splitter = QSplitter(Qt.Orientation.Vertical)
-        top = QSplitter(Qt.Orientation.Horizontal)
-        top.addWidget(self._models_group())
-        top.addWidget(self._keys_group())
-        top.setStretchFactor(0, 3)
-        top.setStretchFactor(1, 1)
-        top.setSizes([700, 300])
-        splitter.addWidget(top)
+        splitter.setChildrenCollapsible(False)
+        splitter.addWidget(self._models_group())
         splitter.addWidget(self._requests_group())
-        splitter.addWidget(self._usage_group())
-        splitter.setSizes([240, 300, 150])
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.setChildrenCollapsible(False)
+        bottom.addWidget(self._keys_group())
+        bottom.addWidget(self._usage_group())
+        bottom.setSizes([400, 600])
+        splitter.addWidget(bottom)
+        splitter.setSizes([300, 200, 200])
         layout.addWidget(splitter, 1)
 
         self.feed.state_changed.connect(self._on_feed_state_changed)
@@ -186,7 +186,7 @@ class GatewayPage(QWidget):
         self.models = ModelsTableModel(self)
         self.models.ttl_edited.connect(self._on_models_ttl_edited)
         self.models.on_demand_edited.connect(self._on_models_on_demand_edited)
-        self.models_view = _table(self.models, stretch=1)
+        self.models_view = _table(self.models, stretch=0)
         self.models_view.setItemDelegateForColumn(TTL_COLUMN, TtlDelegate(self.models_view))
         self.models_view.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
                                          | QAbstractItemView.EditTrigger.EditKeyPressed)
@@ -230,7 +230,7 @@ class GatewayPage(QWidget):
         group = QGroupBox("Usage per key and role")
         layout = QVBoxLayout(group)
         self.usage = UsageTableModel(self)
-        self.usage_view = _table(self.usage)
+        self.usage_view = _table(self.usage, stretch=0)
         layout.addWidget(self.usage_view)
         return group
 
@@ -247,7 +247,7 @@ class GatewayPage(QWidget):
             self.status_label.setText("Starting…" if self.switch.isChecked() else "Stopping…")
         elif url:
             self.status_label.setStyleSheet(ON_STYLE)
-            count = self.models.rowCount()
+            count = sum(1 for row in self.models.rows if row.served)
             self.status_label.setText(
                 f"On — serving {count} model id{'s' if count != 1 else ''} at {url}")
         else:
