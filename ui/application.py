@@ -74,6 +74,7 @@ class RigdeckApp:
         self.services.library.start()  # the Fit, Chat and Roles pages list its models
         # re-attach: backends that outlived the last run are found again and watched
         self.services.backends.start()
+        self.services.gateway.start_at_launch()  # when Start with Rigdeck is on
 
     @property
     def keeps_running_in_tray(self) -> bool:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from app.autostart import LoginItem, login_item_for_this_system
 from app.bench.service import build_bench
 from app.chat.service import ChatService
+from app.gateway.service import build_gateway
 from app.paths import AppPaths
 from app.roles.store import RoleStore
 from app.runtime.setup import build_service, follow_settings, hosts_store
@@ -16,6 +17,7 @@ from app.secrets import SecretStore
 from app.settings import SettingsStore
 from ui.backend_feed import BackendFeed
 from ui.bench.feed import BenchFeed
+from ui.gateway_feed import GatewayFeed
 from ui.library_feed import LibraryFeed
 from ui.monitor_feed import MonitorFeed
 from ui.notifier import Notifier
@@ -46,6 +48,8 @@ class Services:
     make_fit: Callable[[], FitSession]
     bench: BenchFeed
     """Bench runs over the same backends (Bench page, tray)."""
+    gateway: GatewayFeed
+    """The Gateway: one OpenAI endpoint for every running model and role (Gateway page)."""
 
     @property
     def fit(self) -> FitSession:
@@ -71,6 +75,10 @@ class Services:
         settings.on_change(lambda name, value: setattr(chat, "max_reply_mib", value)
                            if name == "chat_max_reply_mib" else None)
         _report_user_files(paths, chat, notifier)
+        roles = _build_roles(paths, tasks, notifier, chat)
+        gateway = GatewayFeed(build_gateway(paths, settings, backends.service, chat=chat,
+                                            roles=roles.store, secrets=secrets),
+                              tasks, settings, notifier)
         return cls(
             paths=paths,
             settings=settings,
@@ -81,10 +89,11 @@ class Services:
             backends=backends,
             library=LibraryFeed.build(settings, paths, tasks),
             login_item=login_item_for_this_system(),
-            roles=_build_roles(paths, tasks, notifier, chat),
+            roles=roles,
             chat=chat,
             make_fit=_lazy_fit(tasks, settings, paths),
             bench=BenchFeed(build_bench(paths, backends.service), tasks),
+            gateway=gateway,
         )
 
     def shutdown(self) -> None:
@@ -93,6 +102,7 @@ class Services:
         self.backends.stop()
         self.library.stop()
         self.tasks.shutdown()
+        self.gateway.close()  # after the runner: a start in flight has ended
         self.chat.close()
         self.backends.close()
         self.library.close()

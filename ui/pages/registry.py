@@ -41,6 +41,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("chat", "Chat", SP.SP_MessageBoxQuestion, "ui.pages.chat_page:chat_page"),
     PageSpec("roles", "Roles", SP.SP_FileDialogContentsView, "ui.pages.roles_page:roles_page"),
     PageSpec("bench", "Bench", SP.SP_MediaSeekForward, "ui.pages.bench_page:bench_page"),
+    PageSpec("gateway", "Gateway", SP.SP_DriveNetIcon, "ui.pages.gateway_page:gateway_page"),
     PageSpec("settings", "Settings", SP.SP_FileDialogListView,
              "ui.pages.settings_page:settings_page"),
 )

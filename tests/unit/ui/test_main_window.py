@@ -45,7 +45,7 @@ def test_the_rail_lists_every_area_in_order(qtbot: QtBot, services: Services) ->
     window = _window(qtbot, services)
     titles = [window.rail.item(i).text() for i in range(window.rail.count())]
     assert titles == ["Library", "Fit", "Backends", "Monitor", "Chat", "Roles", "Bench",
-                      "Settings"]
+                      "Gateway", "Settings"]
 
 
 @pytest.mark.parametrize("name", PAGE_NAMES)
