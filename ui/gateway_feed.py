@@ -90,6 +90,8 @@ class GatewayFeed(QObject):
     keys_updated = Signal(list)
     """list[GatewayKey]."""
     usage_updated = Signal(list)
+    history_read = Signal(list)
+    """The requests of the history, newest first (after `read_history`)."""
     """list[Usage], after each request."""
     _arrived = Signal(str, object)
 
@@ -132,6 +134,20 @@ class GatewayFeed(QObject):
     def live(self) -> list[RequestRecord]:
         """The requests of this run in memory, newest first (no disk)."""
         return list(reversed(list(self.gateway.records.live)))
+
+    def read_history(self, limit: int) -> None:
+        """The newest `limit` requests ever served, earlier runs' included, with the ones
+        running now on top; `history_read` brings them (off the GUI thread)."""
+        records = self.gateway.records
+
+        def job() -> list[RequestRecord]:
+            running = [r for r in reversed(list(records.live)) if r.status == 0]
+            return [*running, *records.recent(limit)][:limit]
+
+        self._tasks.run(job, description="Reading the Gateway's requests",
+                        on_done=self.history_read.emit,
+                        on_error=lambda error: log.warning(
+                            "the Gateway's requests could not be read: %s", error))
 
     # ------------------------------------------------------------------ on / off
     def start_at_launch(self) -> None:

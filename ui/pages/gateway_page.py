@@ -36,6 +36,7 @@ from app.gateway.records import RequestRecord, Usage
 from app.settings import setting_place
 from ui.gateway_feed import GatewayFeed, ModelRow
 from ui.gateway_tables import (
+    LIVE_ROWS,
     TTL_COLUMN,
     KeysTableModel,
     ListTableModel,
@@ -143,6 +144,7 @@ class GatewayPage(QWidget):
         self.feed.models_updated.connect(self._on_feed_models_updated)
         self.feed.keys_updated.connect(self._on_feed_keys_updated)
         self.feed.usage_updated.connect(self._on_feed_usage_updated)
+        self.feed.history_read.connect(self._on_feed_history_read)
         services.backends.updated.connect(self._on_backends_updated)
         services.roles.changed.connect(self._on_roles_changed)
         services.settings.changed.connect(self._on_settings_changed)
@@ -152,6 +154,7 @@ class GatewayPage(QWidget):
         self.feed.refresh_models()
         self.feed.refresh_keys()
         self.feed.refresh_usage()
+        self.feed.read_history(LIVE_ROWS)
 
     # ------------------------------------------------------------------ layout
     def _switch_row(self) -> QHBoxLayout:
@@ -318,6 +321,14 @@ class GatewayPage(QWidget):
         else:
             self.keys_note.setText("Every request needs one of these keys.")
         self.keys_note.setStyleSheet("")
+
+    def _on_feed_history_read(self, records: list[RequestRecord]) -> None:
+        """Earlier requests below the ones that came meanwhile (each shown once)."""
+        shown = {id(r) for r in self.requests.rows}
+        started = {(r.started, r.client, r.model) for r in self.requests.rows}
+        older = [r for r in records if id(r) not in shown
+                 and (r.started, r.client, r.model) not in started]
+        self.requests.set_rows([*self.requests.rows, *older][:LIVE_ROWS])
 
     def _on_feed_usage_updated(self, usage: list[Usage]) -> None:
         self.usage.set_rows(usage)

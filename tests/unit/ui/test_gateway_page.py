@@ -296,3 +296,20 @@ def test_qt_model_tester_passes(qtbot: QtBot, saved_plan: SavedPlans, page: Gate
                     timeout=WAIT_MS)
     for model in (page.models, page.keys, page.requests, page.usage):
         qtmodeltester.check(model)  # type: ignore[attr-defined]
+
+
+def test_requests_of_earlier_runs_are_shown_below_this_run_s(
+        qtbot: QtBot, page: GatewayPage, services: Services) -> None:
+    gateway = services.gateway.gateway
+    earlier = record_of("tutor", "Tutor")
+    earlier.started -= 3600
+    earlier.status, earlier.outcome = 200, "ok"
+    gateway.records.finish(earlier)  # in the history only, as after a restart
+    now = record_of("tiny", None)
+    gateway.records.begin(now)
+    later = GatewayPage(services, lambda: None)
+    qtbot.add_widget(later)
+    qtbot.waitUntil(lambda: later.requests.rowCount() == 2, timeout=WAIT_MS)
+    assert [later.requests.texts(r)[2] for r in range(2)] == ["tiny", "tutor"]
+    assert later.requests.texts(1)[-1] == "ok"
+    del page  # it set the port and waits for the runner at its end
