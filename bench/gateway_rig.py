@@ -70,6 +70,9 @@ def gateway_rig(folder: Path, plan: LaunchPlan, roles: list[Role]) -> Iterator[G
             raise RuntimeError(f"rigdeck serve did not start: {line!r}")
         time.sleep(0.2)
         yield GatewayRig(backend, service, f"http://127.0.0.1:{port}/v1")
+    except BaseException:
+        print(f"--- the backend's log:\n{service.log_tail(backend, 60)}", file=sys.stderr)
+        raise
     finally:
         serve.send_signal(signal.SIGTERM)
         serve.wait(timeout=30)

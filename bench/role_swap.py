@@ -179,7 +179,10 @@ def via_gateway(model: Path, adapters: list[Path], roles: list[Role], turns: int
     from bench.gateway_rig import gateway_rig
 
     plan = LaunchPlan(model=str(model), name="bench-model", parallel=3, context=3 * 4096,
-                      threads=1, adapters=tuple(map(str, adapters)))
+                      threads=1, adapters=tuple(map(str, adapters)),
+                      # Gemma 3's sliding-window layers keep no reusable prompt cache
+                      # without a full-size window cache (no effect on other models)
+                      extra_args=("--swa-full",))
     ids = [role_slug(r.name) for r in roles]
     with gateway_rig(folder, plan, roles) as rig, httpx.Client(timeout=120) as client:
         swapped: list[float] = []

@@ -292,7 +292,8 @@ class Gateway:
                     self._homes.discard(home)
                     self.on_demand.used(key)
             # nothing answered before a byte was sent: the backend died since the last
-            # look; look again (it is then started on demand) and try once more
+            # look, or dropped the connection; look again (a dead one is then started on
+            # demand) and try once more
             self.backends.refresh(route.served.host)
             self._bindings.pop(key, None)
             route = self.routes().get(route.id, route)
@@ -401,9 +402,13 @@ class Gateway:
                     _note_usage(record, answer, response.status_code)
                     if "json" not in kind:
                         log.debug("backend answered %s with %s", path, kind)
-        except httpx.ConnectError:
-            return False
         except httpx.HTTPError as exc:
+            if record.status == 0 and isinstance(exc, httpx.ConnectError
+                                                 | httpx.RemoteProtocolError):
+                # nothing answered: a backend gone, or a kept-alive connection the server
+                # closed as this request went out (cpp-httplib ends one after a few
+                # requests); the caller looks again and sends it once more
+                return False
             record.status = record.status or 502
             record.outcome = f"backend failed: {exc}"
             if record.stream and record.status == 200:
