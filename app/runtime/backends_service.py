@@ -228,6 +228,9 @@ class BackendsService:
         seen: set[tuple[str, str]] = set()
         with self._lock:  # hosts may be added or removed meanwhile (the Settings page)
             runtimes = list(self.runtimes.items())
+            # what a missing container can mean gone: not a backend started meanwhile,
+            # whose container the engine's list may predate
+            known = {key: b.ref for key, b in self.backends.items()}
         for name, runtime in runtimes:
             if host is not None and name != host:
                 continue
@@ -251,7 +254,8 @@ class BackendsService:
             for key in list(self.backends):
                 asked = host is None or key[0] == host
                 host_ok = key[0] not in self.host_errors
-                if key not in seen and asked and host_ok:
+                if key not in seen and asked and host_ok \
+                        and known.get(key) == self.backends[key].ref:
                     # removed by someone (`rigdeck down` in a terminal, `docker rm`): a
                     # stop, not a death
                     self.backends.pop(key).set_state(BackendState.STOPPED, GONE)
@@ -499,7 +503,16 @@ class BackendsService:
             image=labels[f"{LABEL}.image"], gpus=plan.gpus, api_key=api_key,
             key_persisted=self.keys.persisted)
         with self._lock:
-            self.backends[backend.key] = backend
+            found = self.backends.get(backend.key)
+            if found is not None and found.ref == ref:
+                # A refresh on another thread (the window's, every two seconds; a start
+                # over ssh:// takes seconds) found the container first and handed its
+                # Backend out: a second object for it would be the one updated, and the
+                # card built from the first would say "starting" for ever.
+                found.api_key = found.api_key or api_key
+                backend = found
+            else:
+                self.backends[backend.key] = backend
         self._save_plan(name, host, plan)
         self.changed.emit()
         if wait:

@@ -3,9 +3,11 @@ person would, and waits for what they would see."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QWidget
@@ -94,16 +96,49 @@ def wait_ready(qtbot: QtBot, backends: BackendsPage, name: str, *,
 
 def wait_state(qtbot: QtBot, backends: BackendsPage, name: str, state: BackendState, *,
                replacing: str | None = None) -> BackendCard:
-    """Wait until the backend's card shows `state`; the card."""
-    def ready() -> bool:
-        card = card_of(backends, name)
-        return (card is not None and str(state) in card.state_label.text()
-                and card.backend.ref != replacing)
+    """Wait until the backend's card shows `state`; the card.
 
-    qtbot.waitUntil(ready, timeout=READY_MS)
-    card = card_of(backends, name)
-    assert card is not None
+    A backend that fails meanwhile (when `state` is not failed), or one still not there
+    after READY_MS, fails the test with its state, reason and log tail, read before the
+    test's clean-up removes the container and its log with it.
+    """
+    def current() -> BackendCard | None:
+        card = card_of(backends, name)
+        return card if card is not None and card.backend.ref != replacing else None
+
+    def done() -> bool:
+        card = current()
+        return card is not None and (str(state) in card.state_label.text() or (
+            state is not BackendState.FAILED and card.backend.state is BackendState.FAILED))
+
+    with contextlib.suppress(qtbot.TimeoutError):  # said below, with the backend's log
+        qtbot.waitUntil(done, timeout=READY_MS)
+    card = current()
+    if card is None or str(state) not in card.state_label.text():
+        pytest.fail(f"backend {name} did not turn {state}: {_story_of(backends, card)}",
+                    pytrace=False)
     return card
+
+
+def _story_of(backends: BackendsPage, card: BackendCard | None) -> str:
+    """What the user could read of a backend that went wrong: its card and its log."""
+    if card is None:
+        return "no card"
+    backend = card.backend
+    service = backends.services.backends.service
+    kept = service.get(backend.host, backend.name)
+    if kept is None:
+        known = "the service no longer knows it"
+    elif kept is backend:
+        known = "the service's own"
+    else:  # the card would never be updated
+        known = f"not the service's, which is {kept.state}"
+    try:
+        tail = service.log_tail(backend, 60)
+    except Exception as exc:  # the story is for a failure message
+        tail = f"(its log could not be read: {exc})"
+    return (f"the card says {backend.shown_state!r} ({known}) on {backend.host}, port "
+            f"{backend.port}, reason {backend.reason!r}; its log:\n{tail}")
 
 
 def start_dialog_from_library(qtbot: QtBot, app: RigdeckApp
