@@ -55,6 +55,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
 
@@ -112,13 +114,19 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             length = -1
         try:
+            try:
+                client = self._client()  # before the body: a stranger's is not read
+            except GatewayError:
+                self.close_connection = True  # its unread body would be the next request
+                raise
             if length < 0:
+                self.close_connection = True
                 raise GatewayError(411, "the request needs a Content-Length")
             if length > MAX_BODY_BYTES:
+                self.close_connection = True
                 raise GatewayError(413, f"the request body is larger than "
                                         f"{MAX_BODY_BYTES >> 20} MiB")
             raw = self.rfile.read(length)
-            client = self._client()
             if path not in FORWARDED_PATHS:
                 raise GatewayError(404, f"no such endpoint: POST {path}; the Gateway serves "
                                         f"{', '.join(FORWARDED_PATHS)}", code="unknown_url")

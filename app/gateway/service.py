@@ -276,7 +276,8 @@ class Gateway:
             queue = self._queue(backend, route.served, options.queue_limit)
             with queue.slot(backend.name, options.start_timeout_s):
                 record.waited_s = time.monotonic() - began
-                self._in_flight[key] = self._in_flight.get(key, 0) + 1
+                with self._lock:
+                    self._in_flight[key] = self._in_flight.get(key, 0) + 1
                 home: tuple[tuple[str, str], int] | None = None
                 try:
                     binding = self._binding(backend)
@@ -288,8 +289,9 @@ class Gateway:
                     if self._forward(path, upstream, binding, record, out):
                         return
                 finally:
-                    self._in_flight[key] -= 1
-                    self._homes.discard(home)
+                    with self._lock:
+                        self._in_flight[key] -= 1
+                        self._homes.discard(home)
                     self.on_demand.used(key)
             # nothing answered before a byte was sent: the backend died since the last
             # look, or dropped the connection; look again (a dead one is then started on
