@@ -35,6 +35,8 @@ class _Handler(BaseHTTPRequestHandler):
     server: GatewayHttpServer
     timeout = IDLE_TIMEOUT_S
     _streaming = False
+    _answered = False
+    """Whether the current request's answer has begun (set per request by do_POST)."""
 
     def setup(self) -> None:
         super().setup()
@@ -52,6 +54,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ Responder
     def send_json(self, status: int, body: bytes) -> None:
+        self._answered = True
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -61,6 +64,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def begin_stream(self, status: int, content_type: str) -> None:
+        self._answered = True
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Cache-Control", "no-cache")
@@ -134,9 +138,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._fail(exc)
             return
         try:
+            self._answered = False
             self.server.gateway.handle(path, raw, client, self.client_address[0], self)
-        except OSError:
-            self.close_connection = True  # the client went away
+        except OSError as exc:
+            self.close_connection = True
+            if self._answered:
+                return  # the client went away while it was answered
+            log.warning("gateway request failed before its answer", exc_info=True)
+            with contextlib.suppress(OSError):
+                self._fail(GatewayError(500, f"the Gateway failed: {exc}", kind="server_error"))
         except Exception as exc:  # a bug must not kill the connection's thread silently
             log.exception("gateway request failed")
             if not self._streaming:
