@@ -4,6 +4,7 @@ its own backend; the official `openai` client sees no difference."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import keyring
@@ -76,6 +77,10 @@ def test_one_gateway_reaches_a_backend_on_each_host(
                     model=model_id, messages=[{"role": "user", "content": "Hello"}],
                     max_tokens=4, extra_body={"ignore_eos": True})
                 assert reply.choices[0].message.content
+        # a record is written once its answer is out: a moment after the client has it
+        deadline = time.monotonic() + 10
+        while len(gateway.records.recent(2)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         hosts = {(r.model, r.host) for r in gateway.records.recent(2)}
         assert hosts == {("local/tiny", "local"), ("second/tiny", "second")}
     finally:
