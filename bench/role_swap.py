@@ -125,6 +125,23 @@ def restart_s(binary: Path, model: Path, adapter: Path, stop: subprocess.Popen[b
     return first, process
 
 
+def restarts_s(binary: Path, model: Path, adapters: list[Path], runs: int, folder: Path
+               ) -> list[float]:
+    """`runs` restarts, each with the other adapter: seconds to the first token each."""
+    restarts: list[float] = []
+    process: subprocess.Popen[bytes] | None = None
+    log = folder / "restart.log"
+    try:
+        for run in range(runs + 1):
+            seconds, process = restart_s(binary, model, adapters[run % 2], process, log)
+            if run:  # the first start has no server to stop
+                restarts.append(seconds)
+    finally:
+        if process is not None:
+            _stop(process)
+    return restarts
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
@@ -232,17 +249,7 @@ def main() -> None:
                 same.append(first_token_s(url, roles[1], time.perf_counter()))  # B again
                 swap_app.append(first_token_s(url, roles[0], time.perf_counter(),
                                               served))  # B to A
-        restarts: list[float] = []
-        process: subprocess.Popen[bytes] | None = None
-        log = Path(folder) / "restart.log"
-        try:
-            for run in range(args.runs + 1):
-                seconds, process = restart_s(binary, model, adapters[run % 2], process, log)
-                if run:  # the first start has no server to stop
-                    restarts.append(seconds)
-        finally:
-            if process is not None:
-                _stop(process)
+        restarts = restarts_s(binary, model, adapters, args.runs, Path(folder))
     swap_ms = statistics.median(swap) * 1000
     app_ms = statistics.median(swap_app) * 1000
     same_ms = statistics.median(same) * 1000
@@ -274,17 +281,7 @@ def main_gateway(kind: str, runs: int) -> None:
                       system_prompt=f"You are the {name}.")
                  for name, path in zip(("coach", "tutor"), adapters, strict=True)]
         swapped, kept = via_gateway(model, adapters, roles, runs * 3, Path(folder))
-        restarts: list[float] = []
-        process: subprocess.Popen[bytes] | None = None
-        log = Path(folder) / "restart.log"
-        try:
-            for run in range(runs + 1):
-                seconds, process = restart_s(binary, model, adapters[run % 2], process, log)
-                if run:
-                    restarts.append(seconds)
-        finally:
-            if process is not None:
-                _stop(process)
+        restarts = restarts_s(binary, model, adapters, runs, Path(folder))
     swap_ms = statistics.median(swapped) * 1000
     kept_ms = statistics.median(kept) * 1000
     restart_ms = statistics.median(restarts) * 1000
