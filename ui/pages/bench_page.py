@@ -85,6 +85,7 @@ class BenchPage(QWidget):
         feed.failed.connect(self._on_feed_failed)
         self._on_matrix_changed()
         self._fill_runs()
+        self._on_runs_activated(0)  # the newest kept run, as the Run box says
 
     # ------------------------------------------------------------------ layout
     def _setup_box(self, models: list[str], hosts: list[str]) -> QGroupBox:
@@ -165,9 +166,9 @@ class BenchPage(QWidget):
         self.compare_combo.setMinimumWidth(200)
         row.addWidget(QLabel("compare with"))
         row.addWidget(self.compare_combo)
-        compare = QPushButton("Compare")
-        compare.clicked.connect(self._on_compare_clicked)
-        row.addWidget(compare)
+        self.compare_button = QPushButton("Compare")
+        self.compare_button.clicked.connect(self._on_compare_clicked)
+        row.addWidget(self.compare_button)
         for fmt in ("csv", "json"):
             button = QPushButton(f"Export {fmt.upper()}…")
             button.clicked.connect(partial(self._on_export_clicked, fmt))
@@ -303,13 +304,26 @@ class BenchPage(QWidget):
                               f"{summary.state})", summary.id)
         if select is not None:
             self.runs_combo.setCurrentIndex(max(0, self.runs_combo.findData(select)))
-            self.compare_combo.setCurrentIndex(min(1, self.compare_combo.count() - 1))
+        self._pick_compare()
+
+    def _pick_compare(self) -> None:
+        """Compare with another run than the one shown: the newest other one (runs are
+        listed newest first); Compare is off while there is no other."""
+        shown = self.runs_combo.currentData()
+        current = self.compare_combo.currentData()
+        if current is not None and current != shown:
+            return
+        others = [i for i in range(self.compare_combo.count())
+                  if self.compare_combo.itemData(i) != shown]
+        self.compare_combo.setCurrentIndex(others[0] if others else -1)
+        self.compare_button.setEnabled(bool(others))
 
     def _on_runs_activated(self, _index: int) -> None:
         run_id = self.runs_combo.currentData()
         if isinstance(run_id, int):
             self.run = self.feed.load(run_id)
             self._show_run(self.run)
+        self._pick_compare()
 
     def _on_compare_clicked(self) -> None:
         a, b = self.runs_combo.currentData(), self.compare_combo.currentData()
