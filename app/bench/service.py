@@ -33,6 +33,7 @@ from app.runtime.backend import Backend, BackendState
 from app.runtime.backends_service import BackendsService
 from app.runtime.calibrate import LOG_LINES, engine_version, measure, start_key
 from app.runtime.hosts import LOCAL
+from app.settings import SettingsStore
 from resources import resource_path
 
 log = logging.getLogger(__name__)
@@ -434,6 +435,13 @@ class _VariantRunner:
             tail = " / ".join(output.strip().splitlines()[-3:])[:300]
             problem = f"llama-perplexity exited {code}: {report.problem or tail}"
         return (report.perplexity, report.plus_minus, report.chunks, report.context, problem)
+
+
+def bench_defaults(settings: SettingsStore) -> BenchSettings:
+    """How a run is measured unless the user says otherwise: the settings' perplexity text
+    and repetitions (the Bench page's and `rigdeck bench`'s defaults)."""
+    return BenchSettings(repetitions=int(settings.get("bench_repetitions")),
+                         text=str(settings.get("bench_text")))
 
 
 def build_bench(paths: AppPaths, backends: BackendsService) -> Bench:

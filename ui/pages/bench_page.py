@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 from app.bench.export import table
 from app.bench.matrix import AXES
 from app.bench.results import BenchRun, BenchSettings, VariantResult
-from app.bench.service import Bench, BenchRequest
+from app.bench.service import Bench, BenchRequest, bench_defaults
 from app.engines.plan import LaunchPlan
 from app.errors import UserError
 from app.runtime.hosts import LOCAL
@@ -54,9 +54,10 @@ class BenchPage(QWidget):
     """Set up a matrix, run it, read the table and plots; reopen, export, compare runs."""
 
     def __init__(self, feed: BenchFeed, *, models: list[str] | None = None,
-                 hosts: list[str] | None = None) -> None:
+                 hosts: list[str] | None = None, defaults: BenchSettings | None = None) -> None:
         super().__init__()
         self.feed = feed
+        self.defaults = defaults or BenchSettings()
         self.run: BenchRun | None = None
         self.bars: list[QProgressBar] = []
         layout = QVBoxLayout(self)
@@ -107,7 +108,7 @@ class BenchPage(QWidget):
         form.addRow("Host", self.host_combo)
         self.ctx_spin = self._spin(256, 1_048_576, 4096)
         form.addRow("Context", self.ctx_spin)
-        self.text_edit = QLineEdit()
+        self.text_edit = QLineEdit(self.defaults.text)
         self.text_edit.setPlaceholderText("the shipped public-domain text")
         form.addRow("Perplexity text", self.text_edit)
         grid.addLayout(form, 3)
@@ -128,9 +129,9 @@ class BenchPage(QWidget):
 
     def _knobs(self) -> QFormLayout:
         knobs = QFormLayout()
-        self.reps_spin = self._spin(1, 50, 3)
-        self.prompt_spin = self._spin(1, 32768, 512)
-        self.answer_spin = self._spin(1, 8192, 128)
+        self.reps_spin = self._spin(1, 50, self.defaults.repetitions)
+        self.prompt_spin = self._spin(1, 32768, self.defaults.prompt_tokens)
+        self.answer_spin = self._spin(1, 8192, self.defaults.answer_tokens)
         knobs.addRow("Repetitions", self.reps_spin)
         knobs.addRow("Prompt tokens", self.prompt_spin)
         knobs.addRow("Answer tokens", self.answer_spin)
@@ -344,9 +345,10 @@ class BenchPage(QWidget):
 
 
 def bench_page(services: Services, _open_settings: object) -> QWidget:
-    """The registry's factory: the library's models to choose from."""
+    """The registry's factory: the library's models to choose from, the settings' text
+    and repetitions to start with."""
     services.library.start()
     models = sorted(e.path for e in services.library.entries
                     if e.kind == "model" and not e.error and str(e.path).endswith(".gguf"))
     return BenchPage(services.bench, models=[str(m) for m in models],
-                     hosts=services.bench.hosts())
+                     hosts=services.bench.hosts(), defaults=bench_defaults(services.settings))

@@ -3,10 +3,12 @@ than the one shown, and the plots' legend sits off the bars."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pytestqt.qtbot import QtBot
 
 from app.bench.results import BenchRun, BenchSettings, VariantResult
-from ui.pages.bench_page import BenchPage
+from ui.pages.bench_page import BenchPage, bench_page
 from ui.services import Services
 
 
@@ -67,3 +69,18 @@ def test_the_memory_legend_is_off_the_bars(qtbot: QtBot, services: Services) -> 
         "model", "kv", "compute", "fit estimate"]
     bars = plots.memory.getViewBox().sceneBoundingRect()
     assert not plots.legend.sceneBoundingRect().intersects(bars)
+
+
+def test_the_page_starts_from_the_bench_settings(qtbot: QtBot, services: Services,
+                                                 tmp_path: Path) -> None:
+    text = tmp_path / "novel.txt"
+    text.write_text("It was a dark and stormy night.", encoding="utf-8")
+    services.settings.set("bench_repetitions", 7)
+    services.settings.set("bench_text", str(text))
+    page = bench_page(services, None)
+    qtbot.add_widget(page)
+
+    assert isinstance(page, BenchPage)
+    assert page.reps_spin.value() == 7
+    page.model_combo.setEditText("/m/gemma.gguf")
+    assert page.request().settings.text == str(text)
