@@ -16,8 +16,12 @@ Last measured (Gemma 3 270M Q4_K_M, 2 CPU cores shared with other sessions, load
 - `--threads 2`: Rigdeck 35.9 / 62.6 / 63.3 tok/s, llama-bench 66.1 / 67.3 / 71.0: ratios
   0.542, 0.930, 0.891, median 0.891;
 - `--threads 1`: Rigdeck 50.4 / 50.3 / 58.4, llama-bench 53.8 / 64.7 / 61.6: ratios 0.936,
-  0.778, 0.949, median 0.936.
-Below the goal, and single rounds swing by 40 %: the machine is shared. The same server
+  0.778, 0.949, median 0.936;
+- `--threads 2` again, load average 3.4-4.1: Rigdeck 39.3 / 64.0 / 30.9, llama-bench
+  60.7 / 77.8 / 65.5: ratios 0.647, 0.822, 0.471, median 0.647.
+Below the goal, and single rounds swing by 40 %: the machine is shared, and the busier it
+is the lower the ratio (the server's HTTP thread and the client want the cores that
+llama-bench's two threads have to themselves). The same server
 binary asked with curl (no Python client, one thread, same depth) gave 63-70 tok/s against
 llama-bench's 69-74 in alternation (0.97-0.99), so most of the gap is the client's work per
 streamed token competing for the two cores, not the server; measure again on a quiet rig.
