@@ -70,6 +70,17 @@ def _executable_problem(text: str) -> str:
     return ""
 
 
+def _text_file_problem(text: str) -> str:
+    if not text:
+        return ""  # empty: the text Rigdeck ships
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        return f"{text!r} is not an absolute path"
+    if not path.is_file():
+        return f"there is no file at {path}"
+    return ""
+
+
 def _address_problem(text: str) -> str:
     import ipaddress
 
@@ -253,6 +264,17 @@ class Settings:
         metadata=_doc("RAM in MiB that CPU-only backends started on demand may fill on a host "
                       "together, by the fit planner's estimates (0: not checked).",
                       place=("Gateway", "RAM for CPU backends"), limits=(0, 16 * 1024 * 1024)),
+    )
+    bench_text: str = field(
+        default="",
+        metadata=_doc("The text llama-perplexity scores in a bench run (empty: the opening "
+                      "of a public-domain novel, shipped with Rigdeck).",
+                      place=("Bench", "Perplexity text"), check=_text_file_problem),
+    )
+    bench_repetitions: int = field(
+        default=3,
+        metadata=_doc("Measured requests per variant in a bench run (the table shows their "
+                      "median and spread).", place=("Bench", "Repetitions"), limits=(1, 50)),
     )
 
     @staticmethod

@@ -33,6 +33,7 @@ from app.runtime.backend import Backend, BackendState
 from app.runtime.backends_service import BackendsService
 from app.runtime.calibrate import LOG_LINES, engine_version, measure, start_key
 from app.runtime.hosts import LOCAL
+from app.settings import SettingsStore
 from resources import resource_path
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ THINK_PROMPTS = (
     "In one sentence: why is the sky blue?",
 )
 """The fixed prompt set of a think / no-think variant: its answers' length and time."""
+PERPLEXITY_TRIES = 3
+"""Runs of llama-perplexity for one estimate when its output is cut at exit (its log is
+written by a thread it does not wait for: llama.cpp issue 22142; see PERPLEXITY_ENV)."""
 BENCH_LABEL = "rigdeck.bench"
 """On a bench's backends and perplexity containers: the run they belong to."""
 
@@ -413,18 +417,31 @@ class _VariantRunner:
 
     def _measure_perplexity(self, plan: LaunchPlan, result: VariantResult
                             ) -> tuple[float | None, float | None, int | None, int | None, str]:
-        code, output = self.backends.run_perplexity(
-            plan, self.request.host, self.text, context=self.settings.perplexity_context,
-            chunks=self.settings.perplexity_chunks,
-            name=f"bench-{self.run.id}-ppl-{result.index}", cancel=self.cancel,
-            timeout_s=self.settings.ready_timeout_s)
-        self._check()
-        report = parse_perplexity(output)
+        for attempt in range(1, PERPLEXITY_TRIES + 1):
+            code, output = self.backends.run_perplexity(
+                plan, self.request.host, self.text, context=self.settings.perplexity_context,
+                chunks=self.settings.perplexity_chunks,
+                name=f"bench-{self.run.id}-ppl-{result.index}", cancel=self.cancel,
+                timeout_s=self.settings.ready_timeout_s)
+            self._check()
+            report = parse_perplexity(output)
+            if not (code == 0 and report.cut) or attempt == PERPLEXITY_TRIES:
+                break
+            log.warning("llama-perplexity for %s exited before its estimate was written "
+                        "(llama.cpp issue 22142); running it again (%d/%d)", result.label,
+                        attempt + 1, PERPLEXITY_TRIES)
         problem = report.problem
         if code not in (0, None) and report.perplexity is None:
             tail = " / ".join(output.strip().splitlines()[-3:])[:300]
             problem = f"llama-perplexity exited {code}: {report.problem or tail}"
         return (report.perplexity, report.plus_minus, report.chunks, report.context, problem)
+
+
+def bench_defaults(settings: SettingsStore) -> BenchSettings:
+    """How a run is measured unless the user says otherwise: the settings' perplexity text
+    and repetitions (the Bench page's and `rigdeck bench`'s defaults)."""
+    return BenchSettings(repetitions=int(settings.get("bench_repetitions")),
+                         text=str(settings.get("bench_text")))
 
 
 def build_bench(paths: AppPaths, backends: BackendsService) -> Bench:

@@ -158,6 +158,9 @@ class PerplexityReport:
     chunks: int | None
     context: int | None
     problem: str = ""
+    cut: bool = False
+    """It began scoring but its output stops before the estimate: lost at the tool's exit
+    (llama.cpp issue 22142), so running it again gives it."""
 
 
 def parse_perplexity(text: str) -> PerplexityReport:
@@ -180,4 +183,4 @@ def parse_perplexity(text: str) -> PerplexityReport:
                                 f"{short.group('need')}; choose a longer text or a "
                                 "smaller window")
     return PerplexityReport(None, None, n_chunks, context,
-                            "llama-perplexity gave no final estimate")
+                            "llama-perplexity gave no final estimate", cut=chunks is not None)

@@ -28,14 +28,17 @@ from tests.realparts.llama_build import LLAMA_CPP_PYTHON_VERSION, TARGETS
 
 log = logging.getLogger(__name__)
 
+RECIPE_VERSION = "2"
+"""Bump when the image layout changes, so cached images are rebuilt."""
 IMAGE_REPOSITORY = "rigdeck-test/llama-server"
-IMAGE_TAG = LLAMA_CPP_PYTHON_VERSION
+IMAGE_TAG = f"{LLAMA_CPP_PYTHON_VERSION}-recipe{RECIPE_VERSION}"
+"""The recipe is in the tag: checkouts of two recipes share one test engine, and with one
+tag each re-imported it over the other's (a recipe-1 image has no llama-bench, so a run
+of the other recipe failed when the image changed under it)."""
 IMAGE = f"{IMAGE_REPOSITORY}:{IMAGE_TAG}"
 SHA_LABEL = "rigdeck-test.llama-server.sha256"
 BIN_DIR = "/usr/local/bin"
 SERVER_PATH = f"{BIN_DIR}/llama-server"
-RECIPE_VERSION = "2"
-"""Bump when the image layout changes, so cached images are rebuilt."""
 RECIPE_LABEL = "rigdeck-test.recipe"
 
 

@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 from app.bench.export import table
 from app.bench.matrix import AXES
 from app.bench.results import BenchRun, BenchSettings, VariantResult
-from app.bench.service import Bench, BenchRequest
+from app.bench.service import Bench, BenchRequest, bench_defaults
 from app.engines.plan import LaunchPlan
 from app.errors import UserError
 from app.runtime.hosts import LOCAL
@@ -54,9 +54,10 @@ class BenchPage(QWidget):
     """Set up a matrix, run it, read the table and plots; reopen, export, compare runs."""
 
     def __init__(self, feed: BenchFeed, *, models: list[str] | None = None,
-                 hosts: list[str] | None = None) -> None:
+                 hosts: list[str] | None = None, defaults: BenchSettings | None = None) -> None:
         super().__init__()
         self.feed = feed
+        self.defaults = defaults or BenchSettings()
         self.run: BenchRun | None = None
         self.bars: list[QProgressBar] = []
         layout = QVBoxLayout(self)
@@ -85,6 +86,7 @@ class BenchPage(QWidget):
         feed.failed.connect(self._on_feed_failed)
         self._on_matrix_changed()
         self._fill_runs()
+        self._on_runs_activated(0)  # the newest kept run, as the Run box says
 
     # ------------------------------------------------------------------ layout
     def _setup_box(self, models: list[str], hosts: list[str]) -> QGroupBox:
@@ -106,7 +108,7 @@ class BenchPage(QWidget):
         form.addRow("Host", self.host_combo)
         self.ctx_spin = self._spin(256, 1_048_576, 4096)
         form.addRow("Context", self.ctx_spin)
-        self.text_edit = QLineEdit()
+        self.text_edit = QLineEdit(self.defaults.text)
         self.text_edit.setPlaceholderText("the shipped public-domain text")
         form.addRow("Perplexity text", self.text_edit)
         grid.addLayout(form, 3)
@@ -127,9 +129,9 @@ class BenchPage(QWidget):
 
     def _knobs(self) -> QFormLayout:
         knobs = QFormLayout()
-        self.reps_spin = self._spin(1, 50, 3)
-        self.prompt_spin = self._spin(1, 32768, 512)
-        self.answer_spin = self._spin(1, 8192, 128)
+        self.reps_spin = self._spin(1, 50, self.defaults.repetitions)
+        self.prompt_spin = self._spin(1, 32768, self.defaults.prompt_tokens)
+        self.answer_spin = self._spin(1, 8192, self.defaults.answer_tokens)
         knobs.addRow("Repetitions", self.reps_spin)
         knobs.addRow("Prompt tokens", self.prompt_spin)
         knobs.addRow("Answer tokens", self.answer_spin)
@@ -165,9 +167,9 @@ class BenchPage(QWidget):
         self.compare_combo.setMinimumWidth(200)
         row.addWidget(QLabel("compare with"))
         row.addWidget(self.compare_combo)
-        compare = QPushButton("Compare")
-        compare.clicked.connect(self._on_compare_clicked)
-        row.addWidget(compare)
+        self.compare_button = QPushButton("Compare")
+        self.compare_button.clicked.connect(self._on_compare_clicked)
+        row.addWidget(self.compare_button)
         for fmt in ("csv", "json"):
             button = QPushButton(f"Export {fmt.upper()}…")
             button.clicked.connect(partial(self._on_export_clicked, fmt))
@@ -303,13 +305,26 @@ class BenchPage(QWidget):
                               f"{summary.state})", summary.id)
         if select is not None:
             self.runs_combo.setCurrentIndex(max(0, self.runs_combo.findData(select)))
-            self.compare_combo.setCurrentIndex(min(1, self.compare_combo.count() - 1))
+        self._pick_compare()
+
+    def _pick_compare(self) -> None:
+        """Compare with another run than the one shown: the newest other one (runs are
+        listed newest first); Compare is off while there is no other."""
+        shown = self.runs_combo.currentData()
+        current = self.compare_combo.currentData()
+        if current is not None and current != shown:
+            return
+        others = [i for i in range(self.compare_combo.count())
+                  if self.compare_combo.itemData(i) != shown]
+        self.compare_combo.setCurrentIndex(others[0] if others else -1)
+        self.compare_button.setEnabled(bool(others))
 
     def _on_runs_activated(self, _index: int) -> None:
         run_id = self.runs_combo.currentData()
         if isinstance(run_id, int):
             self.run = self.feed.load(run_id)
             self._show_run(self.run)
+        self._pick_compare()
 
     def _on_compare_clicked(self) -> None:
         a, b = self.runs_combo.currentData(), self.compare_combo.currentData()
@@ -330,9 +345,10 @@ class BenchPage(QWidget):
 
 
 def bench_page(services: Services, _open_settings: object) -> QWidget:
-    """The registry's factory: the library's models to choose from."""
+    """The registry's factory: the library's models to choose from, the settings' text
+    and repetitions to start with."""
     services.library.start()
     models = sorted(e.path for e in services.library.entries
                     if e.kind == "model" and not e.error and str(e.path).endswith(".gguf"))
     return BenchPage(services.bench, models=[str(m) for m in models],
-                     hosts=services.bench.hosts())
+                     hosts=services.bench.hosts(), defaults=bench_defaults(services.settings))

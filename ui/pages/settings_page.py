@@ -27,6 +27,7 @@ from app.autostart import tray_command
 from app.settings import THEMES, Settings, setting_limits, shown_settings
 from ui.about_group import about_group
 from ui.services import Services
+from ui.settings_bench import BenchGroup
 from ui.settings_engines import EnginesGroup
 from ui.settings_gateway import GatewayGroup
 from ui.settings_hosts import HostsGroup
@@ -55,6 +56,8 @@ class SettingsPage(QWidget):
         layout.addWidget(self.hosts_group)
         self.gateway_group = GatewayGroup(services)
         layout.addWidget(self.gateway_group)
+        self.bench_group = BenchGroup(services)
+        layout.addWidget(self.bench_group)
         layout.addWidget(self._folders_group())
         layout.addWidget(self._secrets_group())
         layout.addWidget(self._logs_group())

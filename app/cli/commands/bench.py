@@ -16,13 +16,14 @@ from pathlib import Path
 
 from app.bench.export import format_table, table, to_json
 from app.bench.results import BenchRun, BenchSettings
-from app.bench.service import Bench, BenchRequest, build_bench
+from app.bench.service import Bench, BenchRequest, bench_defaults, build_bench
 from app.cli.commands.up import add_plan_flags, plan_from_args
 from app.cli.json_text import json_text
 from app.cli.values import whole
 from app.errors import UserError
 from app.runtime.hosts import LOCAL
 from app.runtime.setup import build_service
+from app.settings import SettingsStore
 
 CANCEL_WAIT_S = 120.0
 
@@ -39,9 +40,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="a variation (repeatable): experts, think, ctk, ctv, kv, fa, "
                              "ctx, ncmoe, ngl, ubatch, parallel, quant (another model file)")
     parser.add_argument("--text", type=Path,
-                        help="the text for perplexity (default: a public-domain novel's "
-                             "opening, shipped with Rigdeck)")
-    parser.add_argument("--reps", type=whole(1), default=3, help="repetitions per variant")
+                        help="the text for perplexity (default: the setting bench_text, "
+                             "else a public-domain novel's opening, shipped with Rigdeck)")
+    parser.add_argument("--reps", type=whole(1),
+                        help="repetitions per variant (default: the setting bench_repetitions)")
     parser.add_argument("--prompt-tokens", type=whole(1), default=512,
                         help="about how many prompt tokens each repetition sends")
     parser.add_argument("--answer-tokens", type=whole(1), default=128,
@@ -69,13 +71,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
-def _settings(args: argparse.Namespace) -> BenchSettings:
-    text = ""
+def _settings(args: argparse.Namespace, defaults: BenchSettings) -> BenchSettings:
+    text = defaults.text
     if args.text is not None:
         if not args.text.is_file():
             raise UserError(f"--text {args.text}: no such file")
         text = str(args.text.expanduser().absolute())
-    return BenchSettings(repetitions=args.reps, prompt_tokens=args.prompt_tokens,
+    reps = defaults.repetitions if args.reps is None else args.reps
+    return BenchSettings(repetitions=reps, prompt_tokens=args.prompt_tokens,
                          answer_tokens=args.answer_tokens, warmup=not args.no_warmup,
                          perplexity=not args.no_perplexity,
                          perplexity_context=args.ppl_ctx, perplexity_chunks=args.chunks,
@@ -134,14 +137,16 @@ def run(args: argparse.Namespace) -> int:
     if not kept and not args.model:
         raise UserError("give the model to bench (rigdeck bench MODEL --vary KEY=V1,V2), "
                         "or --list / --show ID / --compare A B")
-    service = build_service(args.paths, host_network=args.host_network)
+    settings = SettingsStore(args.paths.settings_file)
+    service = build_service(args.paths, settings, host_network=args.host_network)
     bench = build_bench(args.paths, service)
     try:
         if kept:
             return _kept(bench, args)
         args.plan, args.extra = None, []
         base = plan_from_args(args)
-        request = BenchRequest(base, tuple(bench.plan(args.vary)), args.host, _settings(args))
+        request = BenchRequest(base, tuple(bench.plan(args.vary)), args.host,
+                               _settings(args, bench_defaults(settings)))
         if args.host not in service.hosts:
             raise UserError(f"unknown host {args.host!r}; hosts: {', '.join(service.hosts)}")
         _progress(bench, quiet=args.json)

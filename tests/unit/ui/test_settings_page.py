@@ -93,3 +93,20 @@ def test_about_names_the_version(page: SettingsPage) -> None:
     about = page.findChild(QLabel, "aboutLabel")
     assert about is not None
     assert f"Rigdeck {__version__}" in about.text()
+
+
+def test_the_bench_group_saves_the_repetitions_and_a_checked_text(
+        qtbot: QtBot, page: SettingsPage, services: Services, tmp_path: Path) -> None:
+    group = page.bench_group
+    group.reps_spin.setValue(9)
+    assert services.settings.get("bench_repetitions") == 9
+    group.text_edit.setText("/no/such.txt")
+    group.text_edit.editingFinished.emit()
+    qtbot.waitUntil(group.text_note.isVisible)
+    assert "there is no file at /no/such.txt" in group.text_note.text()
+    text = tmp_path / "novel.txt"
+    text.write_text("It was a dark and stormy night.", encoding="utf-8")
+    group.text_edit.setText(str(text))
+    group.text_edit.editingFinished.emit()
+    qtbot.waitUntil(lambda: services.settings.get("bench_text") == str(text))
+    assert not group.text_note.isVisible()
