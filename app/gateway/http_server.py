@@ -76,10 +76,18 @@ class _Handler(BaseHTTPRequestHandler):
         if data:
             self.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
 
-    def end_stream(self) -> None:
+    def write_framed(self, data: bytes) -> None:
+        self.wfile.write(data)
+
+    def end_stream(self, *, framed: bool = False) -> None:
         if self._streaming:
             self._streaming = False
-            self.wfile.write(b"0\r\n\r\n")
+            if not framed:
+                self.wfile.write(b"0\r\n\r\n")
+
+    def abort(self) -> None:
+        self._streaming = False
+        self.close_connection = True
 
     # ------------------------------------------------------------------ methods
     def _fail(self, error: GatewayError) -> None:

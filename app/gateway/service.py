@@ -15,15 +15,17 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from psygnal import Signal
 
 from app.chat.bounds import JSON_BODY_BYTES, loads_bounded
 from app.chat.targets import backend_target
 from app.errors import UserError
+from app.gateway import upstream
 from app.gateway.catalog import Route, Served, build_routes, role_slots, served_backends
 from app.gateway.keys import GatewayKeys
 from app.gateway.on_demand import OnDemand
@@ -40,8 +42,6 @@ from app.runtime.backends_service import BackendsService
 from app.runtime.saved_plans import SavedPlans
 
 if TYPE_CHECKING:
-    import httpx
-
     from app.chat.service import ChatService
     from app.paths import AppPaths
     from app.roles.store import RoleStore
@@ -53,6 +53,14 @@ log = logging.getLogger(__name__)
 ROUTES_TTL_S = 1.0
 """Roles and saved plans are read from their files at most once a second."""
 MAX_BODY_BYTES = 32 * 1024 * 1024
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+"""The longest answer that is not a stream (an embeddings batch is the large one)."""
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 300.0
+"""The longest silence from a backend (a long prompt on a CPU takes minutes)."""
+TAIL_CHUNKS = 8
+"""Chunks of a stream kept to read its usage and timings from the last events."""
+Sent = Literal["answered", "dropped", "unreachable"]
 FORWARDED_PATHS = {"/v1/chat/completions": "chat", "/v1/completions": "completion",
                    "/v1/embeddings": "embedding"}
 
@@ -64,7 +72,12 @@ class Responder(Protocol):
     def begin_stream(self, status: int, content_type: str) -> None: ...
     def write_chunk(self, data: bytes) -> None:
         """Raises OSError: the client went away."""
-    def end_stream(self) -> None: ...
+    def write_framed(self, data: bytes) -> None:
+        """Bytes already in chunked framing. Raises OSError: the client went away."""
+    def end_stream(self, *, framed: bool = False) -> None:
+        """`framed`: the last chunk came with write_framed."""
+    def abort(self) -> None:
+        """End the connection without a proper end: what was cut is seen as cut."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +132,6 @@ class Gateway:
         self._in_flight: dict[tuple[str, str], int] = {}
         self._homes: set[tuple[tuple[str, str], int] | None] = set()
         """Home slots (backend, slot) a request of their role is using now."""
-        self._http: httpx.Client | None = None
         self._server: Any = None
         self._reaper: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -166,9 +178,6 @@ class Gateway:
         if self._reaper is not None:
             self._reaper.join(timeout=10)
             self._reaper = None
-        if self._http is not None:
-            self._http.close()
-            self._http = None
         self.url = ""
         self.state_changed.emit("")
 
@@ -286,16 +295,18 @@ class Gateway:
                     if home is None:
                         shaping = replace(shaping, slot=None)  # any free slot serves it
                     upstream = shape_body(body, shaping, chat=FORWARDED_PATHS[path] == "chat")
-                    if self._forward(path, upstream, binding, record, out):
+                    sent = self._forward(path, upstream, binding, record, out)
+                    if sent == "dropped":  # a kept-alive connection it had just closed
+                        sent = self._forward(path, upstream, binding, record, out)
+                    if sent == "answered":
                         return
                 finally:
                     with self._lock:
                         self._in_flight[key] -= 1
                         self._homes.discard(home)
                     self.on_demand.used(key)
-            # nothing answered before a byte was sent: the backend died since the last
-            # look, or dropped the connection; look again (a dead one is then started on
-            # demand) and try once more
+            # nothing answers: the backend died since the last look; look again (it is
+            # then started on demand) and try once more
             self.backends.refresh(route.served.host)
             self._bindings.pop(key, None)
             route = self.routes().get(route.id, route)
@@ -368,82 +379,69 @@ class Gateway:
         return shaping
 
     # ------------------------------------------------------------------ forwarding
-    def _client(self) -> httpx.Client:
-        if self._http is None:
-            import httpx
-
-            from app.chat.client import Timeouts
-
-            self._http = httpx.Client(
-                timeout=Timeouts(read=max(300.0, self._options().start_timeout_s)).httpx(),
-                trust_env=False,  # backends are reached directly, never through a proxy
-                limits=httpx.Limits(max_connections=512, max_keepalive_connections=128))
-        return self._http
-
     def _forward(self, path: str, body: dict[str, Any], binding: _Binding,
-                 record: RequestRecord, out: Responder) -> bool:
-        """Send `body` to the backend and write its answer; False when it could not be
-        reached at all (nothing was written)."""
-        import httpx
-
-        headers = {"Content-Type": "application/json"}
-        if binding.api_key:
-            headers["Authorization"] = f"Bearer {binding.api_key}"
-        data = json.dumps(body).encode("utf-8")
+                 record: RequestRecord, out: Responder) -> Sent:
+        """Send `body` to the backend and write its answer; "unreachable" (nothing
+        written) when nothing answers there."""
         started = time.monotonic()
         try:
-            with self._client().stream("POST", f"{binding.base_url}{path}", content=data,
-                                       headers=headers) as response:
-                record.status = response.status_code
-                kind = response.headers.get("content-type", "application/json")
-                if record.stream and response.status_code == 200:
-                    self._relay_stream(response, record, out, started)
-                else:
-                    answer = response.read()
-                    out.send_json(response.status_code, answer)
-                    _note_usage(record, answer, response.status_code)
-                    if "json" not in kind:
-                        log.debug("backend answered %s with %s", path, kind)
-        except httpx.HTTPError as exc:
-            if record.status == 0 and isinstance(exc, httpx.ConnectError
-                                                 | httpx.RemoteProtocolError):
-                # nothing answered: a backend gone, or a kept-alive connection the server
-                # closed as this request went out (cpp-httplib ends one after a few
-                # requests); the caller looks again and sends it once more
-                return False
-            record.status = record.status or 502
-            record.outcome = f"backend failed: {exc}"
-            if record.stream and record.status == 200:
-                return True
-            raise GatewayError(502, f"{binding.base_url} failed: {exc}",
-                               kind="server_error", code="backend_failed") from exc
-        return True
+            answer = upstream.post(binding.base_url, path, json.dumps(body).encode("utf-8"),
+                                   binding.api_key, connect_timeout_s=CONNECT_TIMEOUT_S,
+                                   read_timeout_s=max(READ_TIMEOUT_S,
+                                                      self._options().start_timeout_s))
+        except upstream.UnreachableError as exc:
+            log.info("%s", exc)
+            return "unreachable"
+        try:
+            record.status = answer.status
+            if record.stream and answer.status == 200:
+                self._relay_stream(answer, record, out, started)
+                return "answered"
+            try:
+                text = answer.body(MAX_ANSWER_BYTES)
+            except upstream.UpstreamFailedError as exc:
+                record.status, record.outcome = 502, f"backend failed: {exc}"
+                raise GatewayError(502, f"{binding.base_url} failed: {exc}",
+                                   kind="server_error", code="backend_failed") from exc
+            out.send_json(answer.status, text)
+            _note_usage(record, text, answer.status)
+            return "answered"
+        finally:
+            answer.close()
 
-    def _relay_stream(self, response: httpx.Response, record: RequestRecord, out: Responder,
+    def _relay_stream(self, answer: upstream.Answer, record: RequestRecord, out: Responder,
                       started: float) -> None:
-        import httpx
-
+        """Pass the backend's events on as they come (its chunk framing too, unread); a
+        backend that goes away ends the stream with an error event."""
         out.begin_stream(200, "text/event-stream")
         watch = _StreamWatch(started)
         try:
-            for chunk in response.iter_raw():
-                out.write_chunk(chunk)
-                watch.feed(chunk)
-        except httpx.HTTPError as exc:
+            if answer.chunked:
+                for data in answer.frames():
+                    out.write_framed(data)
+                    watch.feed(data)
+                out.end_stream(framed=True)
+            else:
+                for data in answer.pieces():
+                    out.write_chunk(data)
+                    watch.feed(data)
+                out.end_stream()
+        except upstream.UpstreamFailedError as exc:
             record.outcome = "the backend went away mid-stream"
             with _client_gone_ok():
-                out.write_chunk(stream_error_event(
-                    f"the backend went away mid-stream ({exc}); the next request starts "
-                    "it again"))
-                out.end_stream()
-            watch.finish(record)
-            raise
-        except OSError:
-            record.outcome = "the client went away"  # the connection's close stops the reply
+                if exc.at_boundary:
+                    out.write_chunk(stream_error_event(
+                        f"the backend went away mid-stream ({exc}); the next request "
+                        "starts it again"))
+                    out.end_stream()
+                else:
+                    out.abort()  # mid-event: only a cut connection says it
             watch.finish(record)
             return
-        with _client_gone_ok():
-            out.end_stream()
+        except OSError:
+            record.outcome = "the client went away"  # closing the backend's connection
+            watch.finish(record)                      # stops its reply
+            return
         record.outcome = "ok"
         watch.finish(record)
 
@@ -455,15 +453,13 @@ class _StreamWatch:
 
     started: float
     first: float | None = None
-    events: int = 0
-    tail: bytes = b""
+    tail: deque[bytes] = field(default_factory=lambda: deque(maxlen=TAIL_CHUNKS))
 
     def feed(self, chunk: bytes) -> None:
-        self.events += chunk.count(b"data: ")
         if self.first is None and (b'"content":"' in chunk or b'"reasoning_content":"' in chunk
                                    or b'"text":"' in chunk):
             self.first = time.monotonic()
-        self.tail = (self.tail + chunk)[-8192:]
+        self.tail.append(chunk)
 
     def finish(self, record: RequestRecord) -> None:
         end = time.monotonic()
@@ -471,7 +467,7 @@ class _StreamWatch:
             record.ttft_s = self.first - self.started
         usage: dict[str, Any] = {}
         timings: dict[str, Any] = {}
-        for line in self.tail.split(b"\n"):
+        for line in b"".join(self.tail).split(b"\n"):
             if line.startswith(b"data: {"):
                 try:
                     event = json.loads(line[6:])
