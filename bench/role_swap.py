@@ -9,6 +9,16 @@ to first token is compared with the same conversation kept under one role. Each 
 its own slot (`id_slot`), so a switch re-reads only the turns since that role last spoke.
 Goal: a swap adds < 30 ms to time to first token and is >= 20x faster than the restart.
 
+Last measured through the Gateway (2 CPU cores, load average about 1, llama-server -t 1,
+15 turns each way, 5 restarts; `--via gateway [--model gemma]`):
+- tiny qwen3: swap 11.9 ms to the first token vs 17.1 ms keeping the role (-5.2 ms: noise);
+  restart 78.1 ms: 6.6x. The 30 ms goal holds; 20x cannot, a 1 MB model restarts at once.
+- Gemma 3 270M Q4_K_M: swap 314.6 ms vs 169.3 ms keeping the role: +145.3 ms; restart
+  1171.7 ms: 3.7x. Neither goal holds on this CPU. Each role keeps its slot's cache, so a
+  swap re-reads only the turns since that role last spoke — here the other role's turn,
+  about 20 tokens, which one CPU thread reads in ~4-7 ms each. Without --swa-full (Gemma's
+  sliding-window cache keeps nothing to reuse) it was 526 vs 408 ms, under more load.
+
 Rigdeck's way: one real llama-server (the tiny qwen3 model) started with two GGUF LoRA
 adapters preloaded (`--lora … --lora-init-without-apply`); a swap binds the other role
 (asks the server's /lora-adapters, reads the adapter files' headers, shapes the request)
