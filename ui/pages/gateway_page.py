@@ -209,10 +209,16 @@ class GatewayPage(QWidget):
         buttons = QHBoxLayout()
         self.create_key_button = QPushButton("Create key…")
         self.create_key_button.clicked.connect(self._on_create_key_button_clicked)
+        self.copy_key_button = QPushButton("Copy key")
+        self.copy_key_button.setToolTip("Copy the selected key (from the keyring) to paste "
+                                        "into a client's API key field")
+        self.copy_key_button.setEnabled(False)
+        self.copy_key_button.clicked.connect(self._on_copy_key_button_clicked)
         self.revoke_button = QPushButton("Revoke")
         self.revoke_button.setEnabled(False)
         self.revoke_button.clicked.connect(self._on_revoke_button_clicked)
         buttons.addWidget(self.create_key_button)
+        buttons.addWidget(self.copy_key_button)
         buttons.addWidget(self.revoke_button)
         buttons.addStretch(1)
         layout.addLayout(buttons)
@@ -352,7 +358,21 @@ class GatewayPage(QWidget):
 
     # ------------------------------------------------------------------ keys
     def _on_keys_selection_changed(self, *_: object) -> None:
-        self.revoke_button.setEnabled(bool(self.keys_view.selectionModel().selectedRows()))
+        chosen = bool(self.keys_view.selectionModel().selectedRows())
+        self.revoke_button.setEnabled(chosen)
+        self.copy_key_button.setEnabled(chosen)
+        self.copy_key_button.setText("Copy key")
+
+    def _on_copy_key_button_clicked(self) -> None:
+        rows = self.keys_view.selectionModel().selectedRows()
+        if not rows:
+            return
+        key: GatewayKey = self.keys.row(rows[0].row())
+        self.feed.reveal_key(key.name, self._on_key_revealed, self._on_key_failed)
+
+    def _on_key_revealed(self, key: str) -> None:
+        QGuiApplication.clipboard().setText(key)
+        self.copy_key_button.setText("Copied")
 
     def _on_create_key_button_clicked(self) -> None:
         dialog = QInputDialog(self)

@@ -160,8 +160,13 @@ def test_a_key_is_created_shown_once_listed_and_revoked_after_a_yes(
     assert services.gateway.gateway.keys.check(key) == "n8n"
 
     assert not page.revoke_button.isEnabled()
+    assert not page.copy_key_button.isEnabled()
     page.keys_view.selectRow(0)
     assert page.revoke_button.isEnabled()
+    QGuiApplication.clipboard().setText("")
+    page.copy_key_button.click()  # later: the key again, from the keyring
+    qtbot.waitUntil(lambda: page.copy_key_button.text() == "Copied", timeout=WAIT_MS)
+    assert QGuiApplication.clipboard().text() == key
     page.revoke_button.click()
     question = page.revoke_question
     assert question is not None
