@@ -34,6 +34,9 @@ class RigdeckApp:
             self.tray = TrayIcon()
             self.tray.open_requested.connect(self.show_window)
             self.tray.quit_requested.connect(self.quit)
+            self.tray.gateway_toggled.connect(self._on_tray_gateway_toggled)
+            self.services.gateway.state_changed.connect(self.tray.set_gateway)
+            self.services.gateway.start_failed.connect(self._on_gateway_start_failed)
             self.tray.show()
         # sampling and alerting go on with the window closed (the "long run" use)
         self.tray_monitor = TrayMonitor(self.services.monitor, self.tray, self.services.notifier)
@@ -60,6 +63,18 @@ class RigdeckApp:
         qapp.styleHints().colorSchemeChanged.connect(self._on_system_colours_changed)
         self._told_about_tray = False
         self.has_quit = False
+
+    def _on_tray_gateway_toggled(self, on: bool) -> None:
+        """The tray's Gateway entry: on or off as the Gateway page's switch (a failure is
+        told in the banner, as the window may be hidden)."""
+        if on:
+            self.services.gateway.start(tell=True)
+        else:
+            self.services.gateway.stop()
+
+    def _on_gateway_start_failed(self, _why: str) -> None:
+        if self.tray is not None:
+            self.tray.set_gateway("")  # the entry the user ticked is unticked again
 
     def _on_bench_progress(self, index: int, phase: str, fraction: float) -> None:
         if self.tray is not None:

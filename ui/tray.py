@@ -8,7 +8,7 @@ from ui.icons import app_icon
 
 
 class TrayIcon(QSystemTrayIcon):
-    """Icon plus menu: Open, the running backends, the roles, Quit.
+    """Icon plus menu: Open, the running backends, the roles, the Gateway, Quit.
 
     The backends and roles sections are filled by their pages through `set_backends` and
     `set_roles`; each entry is (label, callback).
@@ -16,6 +16,8 @@ class TrayIcon(QSystemTrayIcon):
 
     open_requested = Signal()
     quit_requested = Signal()
+    gateway_toggled = Signal(bool)
+    """The Gateway entry was ticked (on) or unticked (off)."""
 
     def __init__(self) -> None:
         super().__init__(app_icon())
@@ -29,6 +31,10 @@ class TrayIcon(QSystemTrayIcon):
         self.menu.addSeparator()
         self.backends_menu = self.menu.addMenu("Backends")
         self.roles_menu = self.menu.addMenu("Roles")
+        self.gateway_action = QAction("Gateway", self.menu)
+        self.gateway_action.setCheckable(True)
+        self.gateway_action.triggered.connect(self.gateway_toggled)
+        self.menu.addAction(self.gateway_action)
         self.menu.addSeparator()
         self.quit_action = QAction("Quit", self.menu)
         self.quit_action.triggered.connect(self.quit_requested)
@@ -59,6 +65,11 @@ class TrayIcon(QSystemTrayIcon):
             if current is not None and action.text() == current:
                 action.setCheckable(True)
                 action.setChecked(True)
+
+    def set_gateway(self, url: str) -> None:
+        """The Gateway entry: ticked with its URL while it serves."""
+        self.gateway_action.setChecked(bool(url))
+        self.gateway_action.setText(f"Gateway at {url}" if url else "Gateway")
 
     def set_bench_progress(self, text: str | None) -> None:
         """Show a long bench run's progress on the icon's tooltip (None: it ended); the
