@@ -151,12 +151,17 @@ class OnDemand:
 
     # ------------------------------------------------------------------ TTL
     def reap(self, ttl_of: Callable[[Backend], int], now: float | None = None) -> list[str]:
-        """Stop every live backend idle for longer than its TTL (0: never); their names."""
+        """Stop every live backend idle for longer than its TTL (0: never); their names.
+        Idle counts from the last Gateway request or Chat reply seen on it (called every
+        few seconds, so a reply's end is known to within that)."""
         now = time.time() if now is None else now
         stopped = []
         for backend in list(self.backends.known()):
             ttl = ttl_of(backend)
-            if ttl <= 0 or not backend.state.is_live or self._busy(backend):
+            if ttl <= 0 or not backend.state.is_live:
+                continue
+            if self._busy(backend):  # a request, or a reply on the Chat page: in use now
+                self.used(backend.key)
                 continue
             last = max(self.last_used.get(backend.key, 0.0), backend.started_at)
             if now - last >= ttl:
