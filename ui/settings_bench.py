@@ -8,20 +8,14 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
-    QLabel,
     QLineEdit,
-    QPushButton,
     QSpinBox,
-    QVBoxLayout,
-    QWidget,
 )
 
 from app.runtime.setup import checked_setting
-from app.settings import Settings, setting_limits, shown_settings
+from app.settings import Settings, setting_limits
 from ui.services import Services
-
-ERROR_STYLE = "color: #b3261e;"
+from ui.settings_rows import ERROR_STYLE, path_row, setting_label
 
 
 class BenchGroup(QGroupBox):
@@ -36,30 +30,15 @@ class BenchGroup(QGroupBox):
         self.text_edit.setPlaceholderText("the shipped public-domain text")
         self.text_edit.setToolTip(Settings.description("bench_text"))
         self.text_edit.editingFinished.connect(self._on_text_edit_finished)
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._on_browse_clicked)
-        row = QHBoxLayout()
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.text_edit, 1)
-        row.addWidget(browse)
-        line = QWidget()
-        line.setLayout(row)
-        self.text_note = QLabel()
-        self.text_note.setWordWrap(True)
-        self.text_note.setVisible(False)
-        box = QWidget()
-        stacked = QVBoxLayout(box)
-        stacked.setContentsMargins(0, 0, 0, 0)
-        stacked.addWidget(line)
-        stacked.addWidget(self.text_note)
-        form.addRow(shown_settings()["bench_text"][1], box)
+        field, self.text_note = path_row(self.text_edit, self._on_browse_clicked)
+        form.addRow(setting_label("bench_text"), field)
         self.reps_spin = QSpinBox()
         low, high = setting_limits("bench_repetitions")
         self.reps_spin.setRange(int(low), int(high))
         self.reps_spin.setValue(int(self._settings.get("bench_repetitions")))
         self.reps_spin.setToolTip(Settings.description("bench_repetitions"))
         self.reps_spin.valueChanged.connect(self._on_reps_spin_changed)
-        form.addRow(shown_settings()["bench_repetitions"][1], self.reps_spin)
+        form.addRow(setting_label("bench_repetitions"), self.reps_spin)
         self._settings.changed.connect(self._on_settings_changed)
 
     def _on_browse_clicked(self) -> None:

@@ -13,21 +13,17 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
 from app.engines.recipes import DEFAULT_IMAGES, image_setting
 from app.runtime.hosts import LOCAL
 from app.runtime.setup import checked_setting
-from app.settings import Settings, setting_limits, shown_settings
+from app.settings import Settings, setting_limits
 from ui.services import Services
-
-ERROR_STYLE = "color: #b3261e;"
+from ui.settings_rows import ERROR_STYLE, path_row, setting_label, stacked
 
 
 class EnginesGroup(QGroupBox):
@@ -41,8 +37,8 @@ class EnginesGroup(QGroupBox):
         self.image_boxes: dict[str, QComboBox] = {}
         self.image_notes: dict[str, QLabel] = {}
         for engine in DEFAULT_IMAGES:
-            form.addRow(_label(image_setting(engine)), self._image_row(engine))
-        form.addRow(_label("llama_server_path"), self._server_row())
+            form.addRow(setting_label(image_setting(engine)), self._image_row(engine))
+        form.addRow(setting_label("llama_server_path"), self._server_row())
         self.stop_timeout_spin = QDoubleSpinBox()
         self.stop_timeout_spin.setRange(*setting_limits("backend_stop_timeout_s"))
         self.stop_timeout_spin.setDecimals(0)
@@ -50,7 +46,7 @@ class EnginesGroup(QGroupBox):
         self.stop_timeout_spin.setValue(float(self._settings.get("backend_stop_timeout_s")))
         self.stop_timeout_spin.setToolTip(Settings.description("backend_stop_timeout_s"))
         self.stop_timeout_spin.valueChanged.connect(self._on_stop_timeout_spin_changed)
-        form.addRow(_label("backend_stop_timeout_s"), self.stop_timeout_spin)
+        form.addRow(setting_label("backend_stop_timeout_s"), self.stop_timeout_spin)
         self._settings.changed.connect(self._on_settings_changed)
 
     # ------------------------------------------------------------------ rows
@@ -72,25 +68,15 @@ class EnginesGroup(QGroupBox):
         note.setVisible(False)
         self.image_boxes[engine] = box
         self.image_notes[engine] = note
-        return _stacked(box, note)
+        return stacked(box, note)
 
     def _server_row(self) -> QWidget:
         self.server_edit = QLineEdit(self._settings.get("llama_server_path"))
         self.server_edit.setPlaceholderText("llama-server on PATH")
         self.server_edit.setToolTip(Settings.description("llama_server_path"))
         self.server_edit.editingFinished.connect(self._on_server_edit_finished)
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._on_server_browse_clicked)
-        row = QHBoxLayout()
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.server_edit, 1)
-        row.addWidget(browse)
-        line = QWidget()
-        line.setLayout(row)
-        self.server_note = QLabel()
-        self.server_note.setWordWrap(True)
-        self.server_note.setVisible(False)
-        return _stacked(line, self.server_note)
+        field, self.server_note = path_row(self.server_edit, self._on_server_browse_clicked)
+        return field
 
     # ------------------------------------------------------------------ images
     def refresh_images(self) -> None:
@@ -161,18 +147,3 @@ class EnginesGroup(QGroupBox):
                 box.setCurrentText(str(value))
         if name == "llama_server_path" and self.server_edit.text() != value:
             self.server_edit.setText(str(value))
-
-
-def _label(name: str) -> str:
-    """The row's label: the words messages use for the setting (`setting_place`)."""
-    return shown_settings()[name][1]
-
-
-def _stacked(top: QWidget, below: QWidget) -> QWidget:
-    box = QWidget()
-    layout = QVBoxLayout(box)
-    layout.setContentsMargins(0, 0, 0, 0)
-    layout.setSpacing(2)
-    layout.addWidget(top)
-    layout.addWidget(below)
-    return box

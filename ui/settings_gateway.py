@@ -19,10 +19,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.runtime.setup import checked_setting
-from app.settings import Settings, setting_limits, shown_settings
+from app.settings import Settings, setting_limits
 from ui.services import Services
+from ui.settings_rows import ERROR_STYLE, setting_label
 
-ERROR_STYLE = "color: #b3261e;"
 FIELD_WIDTH = 220
 NUMBERS: tuple[tuple[str, str, str], ...] = (
     # setting, suffix, what 0 means ("" where 0 is not special)
@@ -30,11 +30,6 @@ NUMBERS: tuple[tuple[str, str, str], ...] = (
     ("gateway_queue_limit", " requests", "none (busy: 429)"),
     ("gateway_ram_budget_mib", " MiB", "not checked"),
 )
-
-
-def _label(name: str) -> str:
-    """The row's label: the words messages use for the setting (`setting_place`)."""
-    return shown_settings()[name][1]
 
 
 class GatewayGroup(QGroupBox):
@@ -46,17 +41,17 @@ class GatewayGroup(QGroupBox):
         self._settings = services.settings
         form = QFormLayout(self)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
-        form.addRow(_label("gateway_address"), self._address_row())
+        form.addRow(setting_label("gateway_address"), self._address_row())
         self.spins: dict[str, QSpinBox] = {}
         for name, suffix, zero in NUMBERS[:1]:
-            form.addRow(_label(name), self._spin(name, suffix, zero))
-        self.autostart_box = QCheckBox(_label("gateway_autostart"))
+            form.addRow(setting_label(name), self._spin(name, suffix, zero))
+        self.autostart_box = QCheckBox(setting_label("gateway_autostart"))
         self.autostart_box.setChecked(bool(self._settings.get("gateway_autostart")))
         self.autostart_box.setToolTip(Settings.description("gateway_autostart"))
         self.autostart_box.toggled.connect(self._on_autostart_box_toggled)
         form.addRow(self.autostart_box)
         for name, suffix, zero in NUMBERS[1:]:
-            form.addRow(_label(name), self._spin(name, suffix, zero))
+            form.addRow(setting_label(name), self._spin(name, suffix, zero))
         self.timeout_spin = QDoubleSpinBox()
         self.timeout_spin.setRange(*setting_limits("gateway_start_timeout_s"))
         self.timeout_spin.setDecimals(0)
@@ -67,7 +62,7 @@ class GatewayGroup(QGroupBox):
         self.timeout_spin.setValue(float(self._settings.get("gateway_start_timeout_s")))
         self.timeout_spin.setToolTip(Settings.description("gateway_start_timeout_s"))
         self.timeout_spin.valueChanged.connect(self._on_timeout_spin_changed)
-        form.addRow(_label("gateway_start_timeout_s"), self.timeout_spin)
+        form.addRow(setting_label("gateway_start_timeout_s"), self.timeout_spin)
         note = QLabel("The address and port apply when the Gateway is next turned on (its "
                       "page's On switch).")
         note.setWordWrap(True)

@@ -35,11 +35,11 @@ from app.runtime.hosts import LOCAL, Host
 from app.settings import Settings, shown_settings
 from ui.backend_host_panel import doctor_text
 from ui.services import Services
+from ui.settings_rows import ERROR_STYLE
 
 COLUMNS = ("Host", "URL", "Networking", "Doctor and GPUs")
 ADD_HOST = "Add host…"
 """The button's text: messages point at it (settings_control("Hosts", ADD_HOST))."""
-ERROR_STYLE = "color: #b3261e;"
 
 
 def _networking(host: Host) -> str:

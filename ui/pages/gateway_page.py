@@ -47,10 +47,10 @@ from ui.gateway_tables import (
 )
 from ui.questions import ask
 from ui.services import Services
+from ui.settings_rows import ERROR_STYLE
 
 log = logging.getLogger(__name__)
 
-ERROR_STYLE = "color: #b3261e;"
 WARNING_STYLE = ("background: #fef3c7; color: #78350f; border-radius: 6px; padding: 6px;")
 ON_STYLE = "color: #1b5e20; font-weight: bold;"
 
